@@ -1,0 +1,1 @@
+// libipc/session.cpp - the ipcd client (ipc/semaphore.hpp). Not yet implemented.
