@@ -1,0 +1,336 @@
+// tools/render.cpp - human tables and JSON for ipcctl (render.hpp).
+#include "render.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <map>
+
+#include "parse.hpp"
+
+namespace ipcctl {
+namespace {
+
+using namespace std::chrono;
+
+// The name of a uid/gid through the reentrant lookups, nullopt if none.
+std::optional<std::string> lookup_user(uid_t uid) {
+    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) != 0 || out == nullptr) return std::nullopt;
+    return std::string(out->pw_name);
+}
+
+std::optional<std::string> lookup_group(gid_t gid) {
+    long size = sysconf(_SC_GETGR_R_SIZE_MAX);
+    std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+    group gr{};
+    group* out = nullptr;
+    if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &out) != 0 || out == nullptr) return std::nullopt;
+    return std::string(out->gr_name);
+}
+
+nlohmann::json name_or_null(const std::optional<std::string>& n) {
+    return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
+}
+
+std::string user_or_id(const Context& ctx, uid_t uid) {
+    auto n = ctx.user_name ? ctx.user_name(uid) : std::nullopt;
+    return n ? *n : std::to_string(uid);
+}
+
+std::string group_or_id(const Context& ctx, gid_t gid) {
+    auto n = ctx.group_name ? ctx.group_name(gid) : std::nullopt;
+    return n ? *n : std::to_string(gid);
+}
+
+// "2025-01-31 12:00:00 UTC (3s ago)"
+std::string when(system_clock::time_point t, const Context& ctx) {
+    const auto ago = ctx.now - t;
+    std::string s = iso8601(t);
+    if (ago >= nanoseconds::zero()) s += " (" + format_duration(duration_cast<seconds>(ago)) + " ago)";
+    return s;
+}
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+nlohmann::json holder_json(const ipc::HolderInfo& h, const Context& ctx) {
+    return {
+        {"pid", h.pid},
+        {"uid", h.uid},
+        {"user", name_or_null(ctx.user_name ? ctx.user_name(h.uid) : std::nullopt)},
+        {"count", h.count},
+        {"since", iso8601(h.since)},
+        {"session", h.session},
+    };
+}
+
+// One column of `list`: header, alignment, and how to show a semaphore.
+struct ListColumn {
+    Column column;
+    std::string (*cell)(const ipc::SemaphoreInfo&, const Context&);
+};
+
+const std::map<std::string, ListColumn>& list_column_table() {
+    static const std::map<std::string, ListColumn> table = {
+        {"NAME", {{"NAME"}, [](const ipc::SemaphoreInfo& s, const Context&) { return s.name; }}},
+        {"PERMITS",
+         {{"PERMITS", true}, [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.permits); }}},
+        {"AVAILABLE",
+         {{"AVAILABLE", true},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.available); }}},
+        {"HOLDERS",
+         {{"HOLDERS", true},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.holder_count); }}},
+        {"WAITERS",
+         {{"WAITERS", true},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.waiter_count); }}},
+        {"OWNER", {{"OWNER"}, [](const ipc::SemaphoreInfo& s, const Context& c) { return user_or_id(c, s.owner); }}},
+        {"GROUP", {{"GROUP"}, [](const ipc::SemaphoreInfo& s, const Context& c) { return group_or_id(c, s.group); }}},
+        {"MODE", {{"MODE"}, [](const ipc::SemaphoreInfo& s, const Context&) { return octal_mode(s.mode); }}},
+        {"PERSISTENT",
+         {{"PERSISTENT"},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::string(s.persistent ? "yes" : "no"); }}},
+        {"TOKEN",
+         {{"TOKEN", true}, [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.last_token); }}},
+    };
+    return table;
+}
+
+}  // namespace
+
+Context Context::system() {
+    Context c;
+    c.user_name = lookup_user;
+    c.group_name = lookup_group;
+    return c;
+}
+
+// --- Table -------------------------------------------------------------------
+
+void Table::add_row(std::vector<std::string> cells) {
+    cells.resize(columns_.size());
+    rows_.push_back(std::move(cells));
+}
+
+std::string Table::render(bool headings, std::string_view indent) const {
+    std::vector<std::size_t> width(columns_.size(), 0);
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+        if (headings) width[i] = columns_[i].header.size();
+        for (const auto& r : rows_) width[i] = std::max(width[i], r[i].size());
+    }
+    std::string out;
+    auto line = [&](auto cell_of) {
+        std::string l(indent);
+        for (std::size_t i = 0; i < columns_.size(); ++i) {
+            const std::string& cell = cell_of(i);
+            const std::size_t pad = width[i] - cell.size();
+            if (i > 0) l += "  ";
+            if (columns_[i].right) l.append(pad, ' ');
+            l += cell;
+            if (!columns_[i].right) l.append(pad, ' ');
+        }
+        while (!l.empty() && l.back() == ' ') l.pop_back();
+        out += l;
+        out += '\n';
+    };
+    if (headings) line([&](std::size_t i) -> const std::string& { return columns_[i].header; });
+    for (const auto& r : rows_) line([&](std::size_t i) -> const std::string& { return r[i]; });
+    return out;
+}
+
+// --- formatting helpers ------------------------------------------------------
+
+std::string iso8601(system_clock::time_point t) {
+    const auto ms_total = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    auto secs = static_cast<std::time_t>(ms_total / 1000);
+    auto ms = ms_total % 1000;
+    if (ms < 0) {  // before 1970: floor, not truncate
+        ms += 1000;
+        --secs;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
+    return buf;
+}
+
+std::string format_duration(nanoseconds d) {
+    if (d < nanoseconds::zero()) d = nanoseconds::zero();
+    if (d < seconds(1)) {
+        if (d == nanoseconds::zero()) return "0s";
+        if (d < microseconds(1)) return std::to_string(d.count()) + "ns";
+        if (d < milliseconds(1)) return std::to_string(duration_cast<microseconds>(d).count()) + "us";
+        return std::to_string(duration_cast<milliseconds>(d).count()) + "ms";
+    }
+    auto s = duration_cast<seconds>(d).count();
+    const std::pair<long long, const char*> units[] = {{86400, "d"}, {3600, "h"}, {60, "min"}, {1, "s"}};
+    std::string out;
+    for (auto [size, name] : units) {
+        if (s >= size) {
+            if (!out.empty()) out += ' ';
+            out += std::to_string(s / size) + name;
+            s %= size;
+        }
+    }
+    return out;
+}
+
+std::string octal_mode(mode_t mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+    return buf;
+}
+
+std::string symbolic_mode(mode_t mode) {
+    std::string s(9, '-');
+    const char letters[] = "rwx";
+    for (int i = 0; i < 9; ++i)
+        if (mode & (0400u >> i)) s[static_cast<std::size_t>(i)] = letters[i % 3];
+    return s;
+}
+
+// --- status ------------------------------------------------------------------
+
+nlohmann::json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
+    const auto up = duration_cast<seconds>(ctx.now - st.started).count();
+    return {
+        {"pid", st.pid},
+        {"socket", socket},
+        {"started", iso8601(st.started)},
+        {"uptime", up < 0 ? 0 : up},
+        {"sessions", st.sessions},
+        {"semaphores", st.semaphores},
+        {"waiting", st.waiting},
+    };
+}
+
+std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
+    Table t({{""}, {""}});
+    t.add_row({"Daemon:", "ipcd (pid " + std::to_string(st.pid) + ")"});
+    t.add_row({"Socket:", std::string(socket)});
+    t.add_row({"Started:", iso8601(st.started)});
+    t.add_row({"Uptime:", format_duration(duration_cast<seconds>(ctx.now - st.started))});
+    t.add_row({"Sessions:", std::to_string(st.sessions) + " (this one included)"});
+    t.add_row({"Semaphores:", std::to_string(st.semaphores)});
+    t.add_row({"Waiting:", std::to_string(st.waiting) + " request" + (st.waiting == 1 ? "" : "s")});
+    return t.render(false);
+}
+
+// --- list --------------------------------------------------------------------
+
+const std::vector<std::string>& list_columns() {
+    static const std::vector<std::string> cols = {"NAME",  "PERMITS", "AVAILABLE", "HOLDERS",    "WAITERS",
+                                                  "OWNER", "GROUP",   "MODE",      "PERSISTENT", "TOKEN"};
+    return cols;
+}
+
+std::vector<std::string> parse_columns(std::string_view spec) {
+    std::vector<std::string> out;
+    const auto& table = list_column_table();
+    std::size_t start = 0;
+    while (true) {
+        const auto comma = spec.find(',', start);
+        const auto item = upper(spec.substr(start, comma == std::string_view::npos ? spec.npos : comma - start));
+        if (!table.count(item)) {
+            std::string valid;
+            for (const auto& c : list_columns()) valid += (valid.empty() ? "" : ",") + c;
+            throw UsageError("unknown column '" + item + "' in --output: choose from " + valid);
+        }
+        out.push_back(item);
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx) {
+    nlohmann::json j = {
+        {"name", s.name},
+        {"permits", s.permits},
+        {"available", s.available},
+        {"holder_count", s.holder_count},
+        {"waiter_count", s.waiter_count},
+        {"owner", s.owner},
+        {"owner_name", name_or_null(ctx.user_name ? ctx.user_name(s.owner) : std::nullopt)},
+        {"group", s.group},
+        {"group_name", name_or_null(ctx.group_name ? ctx.group_name(s.group) : std::nullopt)},
+        {"mode", octal_mode(s.mode)},
+        {"persistent", s.persistent},
+        {"last_token", s.last_token},
+    };
+    if (details) {
+        auto holders = nlohmann::json::array();
+        for (const auto& h : s.holders) holders.push_back(holder_json(h, ctx));
+        auto waiters = nlohmann::json::array();
+        for (const auto& w : s.waiters) waiters.push_back(holder_json(w, ctx));
+        j["holders"] = std::move(holders);
+        j["waiters"] = std::move(waiters);
+    }
+    return j;
+}
+
+nlohmann::json list_json(const std::vector<ipc::SemaphoreInfo>& sems, const Context& ctx) {
+    auto j = nlohmann::json::array();
+    for (const auto& s : sems) j.push_back(semaphore_json(s, false, ctx));
+    return j;
+}
+
+std::string list_text(const std::vector<ipc::SemaphoreInfo>& sems, const std::vector<std::string>& columns,
+                      bool headings, const Context& ctx) {
+    const auto& table = list_column_table();
+    std::vector<Column> cols;
+    for (const auto& c : columns) cols.push_back(table.at(c).column);
+    Table t(std::move(cols));
+    for (const auto& s : sems) {
+        std::vector<std::string> row;
+        for (const auto& c : columns) row.push_back(table.at(c).cell(s, ctx));
+        t.add_row(std::move(row));
+    }
+    return t.render(headings);
+}
+
+// --- stat --------------------------------------------------------------------
+
+std::string stat_text(const ipc::SemaphoreInfo& s, const Context& ctx) {
+    Table kv({{""}, {""}});
+    kv.add_row({"Name:", s.name});
+    kv.add_row({"Permits:", std::to_string(s.permits) + " (" + std::to_string(s.available) + " available, " +
+                                std::to_string(s.permits - std::min(s.available, s.permits)) + " held)"});
+    kv.add_row({"Owner:", user_or_id(ctx, s.owner) + " (uid " + std::to_string(s.owner) + ")"});
+    kv.add_row({"Group:", group_or_id(ctx, s.group) + " (gid " + std::to_string(s.group) + ")"});
+    kv.add_row({"Mode:", octal_mode(s.mode) + " (" + symbolic_mode(s.mode) + ")"});
+    kv.add_row({"Persistent:", s.persistent ? "yes" : "no"});
+    kv.add_row({"Last token:", std::to_string(s.last_token)});
+    std::string out = kv.render(false);
+
+    auto people = [&](std::string_view title, const std::vector<ipc::HolderInfo>& list, std::uint32_t total,
+                      std::string_view count_header) {
+        out += "\n" + std::string(title) + ": " + std::to_string(total) + "\n";
+        if (list.empty()) return;
+        Table t({{"PID", true}, {"USER"}, {std::string(count_header), true}, {"SESSION", true}, {"SINCE"}});
+        for (const auto& h : list)
+            t.add_row({std::to_string(h.pid), user_or_id(ctx, h.uid), std::to_string(h.count),
+                       std::to_string(h.session), when(h.since, ctx)});
+        out += t.render(true, "  ");
+    };
+    people("Holders", s.holders, std::max<std::uint32_t>(s.holder_count, static_cast<std::uint32_t>(s.holders.size())),
+           "HELD");
+    people("Waiters", s.waiters, std::max<std::uint32_t>(s.waiter_count, static_cast<std::uint32_t>(s.waiters.size())),
+           "WANTS");
+    return out;
+}
+
+}  // namespace ipcctl
