@@ -568,7 +568,14 @@ Channel::WaitTicket Channel::prepare_recv_wait() noexcept {
     } else {
         const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
         const auto* slot = &reinterpret_cast<const shm::MpmcSlot*>(slots_)[h & mask_];
-        ready = slot->seq.load(std::memory_order_acquire) == h + 1;
+        // A5: as in mpmc_try_recv(). Turns carry the lap, not the index: the
+        // message of h is turn 2·lap + 1. Not ready only where try_recv()
+        // would say would_block (diff -1: not produced yet; -2: the previous
+        // lap is still being copied out); a message, a head that moved on, or
+        // a corrupted turn are for try_recv() to report.
+        const auto diff = static_cast<std::int64_t>(slot->seq.load(std::memory_order_acquire) -
+                                                    (2 * (h >> shift_) + 1));
+        ready = diff != -1 && diff != -2;
     }
     ready = ready || ctl_->header.closed.load(std::memory_order_acquire) != 0;
     if (ready) wl.waiters.fetch_sub(1, std::memory_order_relaxed);
