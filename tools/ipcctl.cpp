@@ -187,9 +187,12 @@ int cmd_delete(const Global& g, const DeleteArgs& a) {
 
 // --- acquire -------------------------------------------------------------------
 
-// The command's pid, for the forwarding handler; 0 before it runs.
+// The command's pid, for the forwarding handler; 0 until it runs. A signal
+// that arrives before is parked in g_pending and sent once the pid is known.
 std::atomic<pid_t> g_child{0};
-static_assert(std::atomic<pid_t>::is_always_lock_free, "read from a signal handler");
+std::atomic<int> g_pending{0};
+static_assert(std::atomic<pid_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
+              "used from a signal handler");
 
 // The signals ipcctl passes on to the command, so that `kill ipcctl` (or a
 // supervisor stopping it) reaches the command as it would without ipcctl.
@@ -199,16 +202,24 @@ extern "C" void forward_signal(int sig, siginfo_t* info, void*) {
     // A signal from the terminal (Ctrl-C, Ctrl-\, hangup) went to the whole
     // foreground process group, the command included: do not send it twice.
     if (info != nullptr && info->si_code == SI_KERNEL) return;
-    const pid_t child = g_child.load(std::memory_order_relaxed);  // relaxed: set once before the handler is installed
+    const int saved = errno;
+    pid_t child = g_child.load();
     if (child > 0) {
-        const int saved = errno;
         (void)kill(child, sig);
-        errno = saved;
+    } else {
+        // Park it, then look again: either we now see the pid (and whoever
+        // takes the parked signal sends it), or publish_child() stores the pid
+        // after our store and takes it (seq_cst orders the four accesses).
+        g_pending.store(sig);
+        child = g_child.load();
+        if (child > 0 && g_pending.exchange(0) != 0) (void)kill(child, sig);
     }
+    errno = saved;
 }
 
-void install_forwarding(pid_t child) {
-    g_child.store(child, std::memory_order_relaxed);  // the sigaction below is the ordering point
+// Installed before the command starts, so no signal in between kills
+// ipcctl and leaves the command running unsupervised.
+void install_forwarding() {
     struct sigaction sa {};
     sa.sa_sigaction = forward_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -218,6 +229,11 @@ void install_forwarding(pid_t child) {
         if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // keep nohup's choice
         (void)sigaction(sig, &sa, nullptr);
     }
+}
+
+void publish_child(pid_t child) {
+    g_child.store(child);
+    if (const int sig = g_pending.exchange(0); sig != 0) (void)kill(child, sig);
 }
 
 // environ with NAME=VALUE pairs set or replaced (value nullopt: removed).
@@ -250,6 +266,8 @@ int run_command(std::vector<std::string> argv, std::vector<std::string> env) {
     auto c_env = c_strings(env);
     std::fflush(stdout);
     std::fflush(stderr);
+    // exec resets the handlers to the default; ignored signals stay ignored.
+    install_forwarding();
     pid_t pid = 0;
     const int rc = posix_spawnp(&pid, c_argv[0], nullptr, nullptr, c_argv.data(), c_env.data());
     if (rc != 0) {
@@ -257,7 +275,7 @@ int run_command(std::vector<std::string> argv, std::vector<std::string> env) {
             return fail(argv[0] + ": command not found", exit_command_not_found);
         return fail("cannot run " + argv[0] + ": " + std::strerror(rc), exit_cannot_run);
     }
-    install_forwarding(pid);
+    publish_child(pid);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) return fail(std::string("waiting for the command: ") + std::strerror(errno), exit_failure);
