@@ -554,11 +554,11 @@ TEST_F(Ipcctl, StatTextShowsTheSemaphore) {
     create("demo", 3, "0640");
     const auto o = ctl({"stat", "demo"});
     ASSERT_EQ(o.status, 0) << o;
-    EXPECT_TRUE(contains(o.out, "Name:        demo\n")) << o;
-    EXPECT_TRUE(contains(o.out, "Permits:     3 (3 available, 0 held)\n")) << o;
-    EXPECT_TRUE(contains(o.out, "Owner:       root (uid 0)\n")) << o;
-    EXPECT_TRUE(contains(o.out, "Mode:        0640 (rw-r-----)\n")) << o;
-    EXPECT_TRUE(contains(o.out, "Persistent:  no\n")) << o;
+    EXPECT_TRUE(contains(o.out, "Name:       demo\n")) << o;
+    EXPECT_TRUE(contains(o.out, "Permits:    3 (3 available, 0 held)\n")) << o;
+    EXPECT_TRUE(contains(o.out, "Owner:      root (uid 0)\n")) << o;
+    EXPECT_TRUE(contains(o.out, "Mode:       0640 (rw-r-----)\n")) << o;
+    EXPECT_TRUE(contains(o.out, "Persistent: no\n")) << o;
     EXPECT_TRUE(contains(o.out, "Holders: 0\n")) << o;
     EXPECT_TRUE(contains(o.out, "Waiters: 0\n")) << o;
 }

@@ -62,7 +62,7 @@ TEST(IpcctlParse, TimeoutIsDecimalSeconds) {
 TEST(IpcctlParse, NameFollowsTheProtocolRules) {
     EXPECT_EQ(parse_name("db-writers_1.x"), "db-writers_1.x");
     EXPECT_EQ(parse_name(std::string(32, 'a')), std::string(32, 'a'));
-    for (const std::string bad : {std::string(""), std::string(".hidden"), std::string("a/b"), std::string("a b"),
+    for (const std::string& bad : {std::string(""), std::string(".hidden"), std::string("a/b"), std::string("a b"),
                                   std::string(33, 'a'), std::string("ä")})
         EXPECT_THROW(parse_name(bad), UsageError) << "'" << bad << "'";
 }
@@ -244,9 +244,9 @@ TEST(IpcctlRender, ListTextHonoursColumnsAndHeadings) {
 
 TEST(IpcctlRender, StatTextShowsHoldersAndWaiters) {
     const auto text = stat_text(sample(), fixed_context());
-    EXPECT_NE(text.find("Name:        demo\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("Permits:     3 (1 available, 2 held)\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("Mode:        0640 (rw-r-----)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Name:       demo\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Permits:    3 (1 available, 2 held)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Mode:       0640 (rw-r-----)\n"), std::string::npos) << text;
     EXPECT_NE(text.find("Holders: 1\n"), std::string::npos) << text;
     EXPECT_NE(text.find("4242  root"), std::string::npos) << text;
     EXPECT_NE(text.find("(1min 39s ago)"), std::string::npos) << text;
@@ -267,6 +267,6 @@ TEST(IpcctlRender, StatusJsonAndText) {
     EXPECT_EQ(j["waiting"], 1);
     const auto text = status_text(st, "/run/ipcd/ipcd.sock", ctx);
     EXPECT_NE(text.find("ipcd (pid 99)"), std::string::npos) << text;
-    EXPECT_NE(text.find("Uptime:      1min 40s"), std::string::npos) << text;
-    EXPECT_NE(text.find("Waiting:     1 request\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Uptime:     1min 40s"), std::string::npos) << text;
+    EXPECT_NE(text.find("Waiting:    1 request\n"), std::string::npos) << text;
 }

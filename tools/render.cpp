@@ -58,6 +58,15 @@ std::string when(system_clock::time_point t, const Context& ctx) {
     return s;
 }
 
+// "Key:" padded to the widest key, one space, the value (systemctl status).
+std::string key_values(const std::vector<std::pair<std::string, std::string>>& rows) {
+    std::size_t width = 0;
+    for (const auto& [k, v] : rows) width = std::max(width, k.size());
+    std::string out;
+    for (const auto& [k, v] : rows) out += k + std::string(width - k.size() + 1, ' ') + v + "\n";
+    return out;
+}
+
 std::string upper(std::string_view s) {
     std::string out(s);
     for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -218,15 +227,15 @@ nlohmann::json status_json(const ipc::DaemonStatus& st, std::string_view socket,
 }
 
 std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
-    Table t({{""}, {""}});
-    t.add_row({"Daemon:", "ipcd (pid " + std::to_string(st.pid) + ")"});
-    t.add_row({"Socket:", std::string(socket)});
-    t.add_row({"Started:", iso8601(st.started)});
-    t.add_row({"Uptime:", format_duration(duration_cast<seconds>(ctx.now - st.started))});
-    t.add_row({"Sessions:", std::to_string(st.sessions) + " (this one included)"});
-    t.add_row({"Semaphores:", std::to_string(st.semaphores)});
-    t.add_row({"Waiting:", std::to_string(st.waiting) + " request" + (st.waiting == 1 ? "" : "s")});
-    return t.render(false);
+    return key_values({
+        {"Daemon:", "ipcd (pid " + std::to_string(st.pid) + ")"},
+        {"Socket:", std::string(socket)},
+        {"Started:", iso8601(st.started)},
+        {"Uptime:", format_duration(duration_cast<seconds>(ctx.now - st.started))},
+        {"Sessions:", std::to_string(st.sessions) + " (this one included)"},
+        {"Semaphores:", std::to_string(st.semaphores)},
+        {"Waiting:", std::to_string(st.waiting) + " request" + (st.waiting == 1 ? "" : "s")},
+    });
 }
 
 // --- list --------------------------------------------------------------------
@@ -305,16 +314,16 @@ std::string list_text(const std::vector<ipc::SemaphoreInfo>& sems, const std::ve
 // --- stat --------------------------------------------------------------------
 
 std::string stat_text(const ipc::SemaphoreInfo& s, const Context& ctx) {
-    Table kv({{""}, {""}});
-    kv.add_row({"Name:", s.name});
-    kv.add_row({"Permits:", std::to_string(s.permits) + " (" + std::to_string(s.available) + " available, " +
-                                std::to_string(s.permits - std::min(s.available, s.permits)) + " held)"});
-    kv.add_row({"Owner:", user_or_id(ctx, s.owner) + " (uid " + std::to_string(s.owner) + ")"});
-    kv.add_row({"Group:", group_or_id(ctx, s.group) + " (gid " + std::to_string(s.group) + ")"});
-    kv.add_row({"Mode:", octal_mode(s.mode) + " (" + symbolic_mode(s.mode) + ")"});
-    kv.add_row({"Persistent:", s.persistent ? "yes" : "no"});
-    kv.add_row({"Last token:", std::to_string(s.last_token)});
-    std::string out = kv.render(false);
+    std::string out = key_values({
+        {"Name:", s.name},
+        {"Permits:", std::to_string(s.permits) + " (" + std::to_string(s.available) + " available, " +
+                         std::to_string(s.permits - std::min(s.available, s.permits)) + " held)"},
+        {"Owner:", user_or_id(ctx, s.owner) + " (uid " + std::to_string(s.owner) + ")"},
+        {"Group:", group_or_id(ctx, s.group) + " (gid " + std::to_string(s.group) + ")"},
+        {"Mode:", octal_mode(s.mode) + " (" + symbolic_mode(s.mode) + ")"},
+        {"Persistent:", s.persistent ? "yes" : "no"},
+        {"Last token:", std::to_string(s.last_token)},
+    });
 
     auto people = [&](std::string_view title, const std::vector<ipc::HolderInfo>& list, std::uint32_t total,
                       std::string_view count_header) {
