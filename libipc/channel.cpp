@@ -22,12 +22,10 @@ using detail::FutexResult;
 
 namespace {
 
-bool is_power_of_two(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
-
 void check_options(const ChannelOptions& o) {
     if (o.kind != ChannelKind::spsc && o.kind != ChannelKind::mpmc)
         throw std::system_error(errc::bad_geometry, "channel kind must be spsc or mpmc");
-    if (!is_power_of_two(o.capacity) || o.capacity > shm::max_capacity)
+    if (o.capacity == 0 || o.capacity > shm::max_capacity)
         throw std::system_error(errc::invalid_capacity, "capacity " + std::to_string(o.capacity));
 }
 
@@ -44,19 +42,20 @@ shm::ChannelControl* init_control(void* mem, const ChannelOptions& o) noexcept {
     h.capacity = o.capacity;
     h.slot_size = static_cast<std::uint32_t>(shm::slot_size_for(kind));
     h.slots_offset = shm::slots_offset;
-    h.total_size = shm::channel_bytes(kind, o.capacity);
+    h.slot_count = shm::slot_count_for(o.capacity);
+    h.total_size = shm::channel_bytes(kind, h.slot_count);
     h.creator_pid = static_cast<std::uint32_t>(::getpid());
     h.creator_uid = static_cast<std::uint32_t>(::getuid());
     auto* base = static_cast<std::byte*>(mem) + shm::slots_offset;
     if (kind == shm::kind_mpmc) {
         auto* slots = reinterpret_cast<shm::MpmcSlot*>(base);
-        for (std::uint32_t i = 0; i < o.capacity; ++i) {
+        for (std::uint32_t i = 0; i < h.slot_count; ++i) {
             auto* s = new (&slots[i]) shm::MpmcSlot{};
             // Relaxed: published by the magic store below. Turn 0: free.
             s->seq.store(0, std::memory_order_relaxed);
         }
     } else {
-        std::memset(base, 0, std::size_t{o.capacity} * sizeof(Message));
+        std::memset(base, 0, std::size_t{h.slot_count} * sizeof(Message));
     }
     // R0: publishes every field above; pairs with A0 in validate().
     h.magic.store(shm::channel_magic, std::memory_order_release);
@@ -76,9 +75,10 @@ shm::ChannelControl* validate(void* mem, std::size_t avail) {
         throw std::system_error(errc::version_mismatch, "segment has layout version " + std::to_string(h.version) +
                                                             ", this library reads version " +
                                                             std::to_string(shm::layout_version));
-    if ((h.kind != shm::kind_spsc && h.kind != shm::kind_mpmc) || !is_power_of_two(h.capacity) ||
-        h.capacity > shm::max_capacity || h.slot_size != shm::slot_size_for(h.kind) ||
-        h.slots_offset != shm::slots_offset || h.total_size != shm::channel_bytes(h.kind, h.capacity))
+    if ((h.kind != shm::kind_spsc && h.kind != shm::kind_mpmc) || h.capacity == 0 ||
+        h.capacity > shm::max_capacity || h.slot_count != shm::slot_count_for(h.capacity) ||
+        h.slot_size != shm::slot_size_for(h.kind) || h.slots_offset != shm::slots_offset ||
+        h.total_size != shm::channel_bytes(h.kind, h.slot_count))
         throw std::system_error(errc::bad_geometry);
     if (h.total_size > avail)
         throw std::system_error(errc::truncated, "header says " + std::to_string(h.total_size) +
@@ -133,12 +133,13 @@ void Channel::attach(std::shared_ptr<Mapping> mapping, shm::ChannelControl* ctl)
     mapping_ = std::move(mapping);
     ctl_ = ctl;
     slots_ = reinterpret_cast<std::byte*>(ctl) + ctl->header.slots_offset;
-    mask_ = ctl->header.capacity - 1;
-    shift_ = static_cast<std::uint32_t>(__builtin_ctzll(ctl->header.capacity));
+    cap_ = ctl->header.capacity;
+    mask_ = ctl->header.slot_count - 1;
+    shift_ = static_cast<std::uint32_t>(__builtin_ctzll(ctl->header.slot_count));
     kind_ = ctl->header.kind;
     // A new handle's caches say "full" to the sender and "empty" to the
     // receiver, so its first call refreshes both indices from the segment.
-    send_side_.own_index = mask_ + 1;
+    send_side_.own_index = cap_;
     send_side_.other_index = 0;
     recv_side_.own_index = 0;
     recv_side_.other_index = 0;
@@ -151,6 +152,7 @@ Channel& Channel::operator=(Channel&& o) noexcept {
     mapping_ = std::move(o.mapping_);
     ctl_ = std::exchange(o.ctl_, nullptr);
     slots_ = std::exchange(o.slots_, nullptr);
+    cap_ = std::exchange(o.cap_, 0);
     mask_ = std::exchange(o.mask_, 0);
     shift_ = std::exchange(o.shift_, 0);
     kind_ = std::exchange(o.kind_, 0);
@@ -166,7 +168,8 @@ Channel::~Channel() = default;
 
 std::size_t Channel::bytes_needed(const ChannelOptions& o) {
     check_options(o);
-    return round_up(shm::channel_bytes(static_cast<std::uint32_t>(o.kind), o.capacity), shm::cache_line);
+    return round_up(shm::channel_bytes(static_cast<std::uint32_t>(o.kind), shm::slot_count_for(o.capacity)),
+                    shm::cache_line);
 }
 
 Channel Channel::create_in(std::shared_ptr<Mapping> mapping, std::size_t offset, const ChannelOptions& o) {
@@ -216,10 +219,10 @@ Status Channel::spsc_refresh_head() noexcept {
     // A1: the receiver copied a slot out before it advanced head (R2), so
     // after this load we may overwrite every slot below head.
     const std::uint64_t h = ctl_->head.value.load(std::memory_order_acquire);
-    if (t - h > mask_ + 1) return Status::corrupted;  // head ahead of tail, or tail too far ahead
+    if (t - h > cap_) return Status::corrupted;  // head ahead of tail, or tail too far ahead
     send_side_.own_index = t;
     send_side_.other_index = h;
-    return t - h == mask_ + 1 ? Status::would_block : Status::ok;
+    return t - h == cap_ ? Status::would_block : Status::ok;
 }
 
 Status Channel::spsc_refresh_tail() noexcept {
@@ -227,7 +230,7 @@ Status Channel::spsc_refresh_tail() noexcept {
     const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
     // A2: pairs with R1 in try_send(): the slots below tail are written.
     std::uint64_t t = ctl_->tail.value.load(std::memory_order_acquire);
-    if (t - h > mask_ + 1) return Status::corrupted;
+    if (t - h > cap_) return Status::corrupted;
     recv_side_.own_index = h;
     recv_side_.other_index = t;
     if (t != h) return Status::ok;
@@ -236,7 +239,7 @@ Status Channel::spsc_refresh_tail() noexcept {
     // drain everything buffered before they see `closed`.
     if (!ctl_->header.closed.load(std::memory_order_acquire)) return Status::would_block;
     t = ctl_->tail.value.load(std::memory_order_acquire);
-    if (t - h > mask_ + 1) return Status::corrupted;
+    if (t - h > cap_) return Status::corrupted;
     recv_side_.other_index = t;
     return t != h ? Status::ok : Status::closed;
 }
@@ -266,6 +269,12 @@ Status Channel::mpmc_try_send(const Message& m) noexcept {
         const std::uint64_t seq = slot->seq.load(std::memory_order_acquire);
         const auto diff = static_cast<std::int64_t>(seq - 2 * (pos >> shift_));
         if (diff == 0) {
+            // A capacity below the slot count is enforced against head.
+            // Relaxed: this bound guards no data (the slot's turn, A4, does);
+            // head never decreases, so a stale value only reports full early,
+            // and block() re-checks after announcing itself.
+            if (cap_ <= mask_ && pos - ctl_->head.value.load(std::memory_order_relaxed) >= cap_)
+                return Status::would_block;
             // The slot is free for index pos. CAS cases:
             //  success: we own index pos and its slot;
             //  failure: another producer took pos first; `pos` now holds the
@@ -441,8 +450,9 @@ BatchResult Channel::try_send_batch(std::span<const Message> msgs) noexcept {
         return {Status::ok, i};
     }
     if (ctl_->header.closed.load(std::memory_order_relaxed)) return {Status::closed, 0};
-    const std::uint64_t cap = mask_ + 1;
-    if (send_side_.own_index - send_side_.other_index > mask_ ||
+    const std::uint64_t cap = cap_;
+    const std::uint64_t slots = mask_ + 1;
+    if (send_side_.own_index - send_side_.other_index >= cap ||
         cap - (send_side_.own_index - send_side_.other_index) < msgs.size()) {
         Status s = spsc_refresh_head();
         if (s == Status::corrupted) return {s, 0};
@@ -451,7 +461,7 @@ BatchResult Channel::try_send_batch(std::span<const Message> msgs) noexcept {
     const std::size_t n = std::min<std::uint64_t>(cap - (t - send_side_.other_index), msgs.size());
     if (n == 0) return {Status::would_block, 0};
     // commit: copy in at most two runs (the ring may wrap), then publish once.
-    const std::size_t first = std::min<std::uint64_t>(n, cap - (t & mask_));
+    const std::size_t first = std::min<std::uint64_t>(n, slots - (t & mask_));
     std::memcpy(static_cast<void*>(slots_ + (t & mask_) * sizeof(Message)), msgs.data(), first * sizeof(Message));
     std::memcpy(static_cast<void*>(slots_), msgs.data() + first, (n - first) * sizeof(Message));
     send_side_.own_index = t + n;
@@ -487,7 +497,8 @@ BatchResult Channel::try_recv_batch(std::span<Message> out) noexcept {
         }
         return {Status::ok, i};
     }
-    const std::uint64_t cap = mask_ + 1;
+    const std::uint64_t cap = cap_;
+    const std::uint64_t slots = mask_ + 1;
     if (recv_side_.other_index - recv_side_.own_index - 1 >= cap ||
         recv_side_.other_index - recv_side_.own_index < out.size()) {
         Status s = spsc_refresh_tail();
@@ -495,7 +506,7 @@ BatchResult Channel::try_recv_batch(std::span<Message> out) noexcept {
     }
     const std::uint64_t h = recv_side_.own_index;
     const std::size_t n = std::min<std::uint64_t>(recv_side_.other_index - h, out.size());
-    const std::size_t first = std::min<std::uint64_t>(n, cap - (h & mask_));
+    const std::size_t first = std::min<std::uint64_t>(n, slots - (h & mask_));
     std::memcpy(out.data(), slots_ + (h & mask_) * sizeof(Message), first * sizeof(Message));
     std::memcpy(out.data() + first, slots_, (n - first) * sizeof(Message));
     recv_side_.own_index = h + n;
@@ -547,7 +558,7 @@ ChannelStats Channel::stats() const noexcept {
     return ChannelStats{
         .kind = kind(),
         .capacity = capacity(),
-        .depth = depth > mask_ + 1 ? (static_cast<std::int64_t>(depth) < 0 ? 0 : mask_ + 1) : depth,
+        .depth = depth > cap_ ? (static_cast<std::int64_t>(depth) < 0 ? 0 : cap_) : depth,
         .sleeping_senders = ctl_->not_full.waiters.load(std::memory_order_relaxed),
         .sleeping_receivers = ctl_->not_empty.waiters.load(std::memory_order_relaxed),
         .closed = ctl_->header.closed.load(std::memory_order_relaxed) != 0,

@@ -88,7 +88,9 @@ enum class ChannelKind : std::uint32_t { spsc = shm::kind_spsc, mpmc = shm::kind
 
 struct ChannelOptions {
     ChannelKind kind = ChannelKind::spsc;
-    // Number of message slots: a power of two from 1 to 2^24.
+    // Messages the channel buffers, 1 to 2^24 (Go's make(chan T, n)).
+    // Storage is rounded up to a power of two; powers of two are the
+    // fastest for MPMC, which otherwise reads the consumers' index on send.
     std::uint32_t capacity = 256;
     // Permission bits of a named segment (umask does not apply).
     mode_t mode = 0600;
@@ -188,7 +190,7 @@ public:
 
     bool valid() const noexcept { return ctl_ != nullptr; }
     ChannelKind kind() const noexcept { return static_cast<ChannelKind>(kind_); }
-    std::uint32_t capacity() const noexcept { return static_cast<std::uint32_t>(mask_ + 1); }
+    std::uint32_t capacity() const noexcept { return static_cast<std::uint32_t>(cap_); }
 
     // --- Sending --------------------------------------------------------------
 
@@ -279,8 +281,9 @@ private:
     std::shared_ptr<Mapping> mapping_;
     shm::ChannelControl* ctl_ = nullptr;
     std::byte* slots_ = nullptr;
-    std::uint64_t mask_ = 0;   // capacity - 1
-    std::uint32_t shift_ = 0;  // log2(capacity): index >> shift_ is the lap
+    std::uint64_t cap_ = 0;    // capacity (messages buffered at most)
+    std::uint64_t mask_ = 0;   // slot_count - 1: index & mask_ is the slot
+    std::uint32_t shift_ = 0;  // log2(slot_count): index >> shift_ is the lap
     std::uint32_t kind_ = 0;
     std::atomic<std::uint32_t> spin_limit_ns_{20000};
 
@@ -314,7 +317,7 @@ inline Status Channel::try_send(const Message& m) noexcept {
     // Our own index comes from the handle, not the segment: reading the
     // shared tail line would stall on every receiver refresh.
     std::uint64_t t = send_side_.own_index;
-    if (t - send_side_.other_index > mask_) [[unlikely]] {
+    if (t - send_side_.other_index >= cap_) [[unlikely]] {
         Status s = spsc_refresh_head();
         if (s != Status::ok) return s;
         t = send_side_.own_index;
@@ -335,7 +338,7 @@ inline Status Channel::try_send(const Message& m) noexcept {
 inline Status Channel::try_recv(Message& out) noexcept {
     if (kind_ != shm::kind_spsc) return mpmc_try_recv(out);
     std::uint64_t h = recv_side_.own_index;
-    if (recv_side_.other_index - h - 1 > mask_) [[unlikely]] {
+    if (recv_side_.other_index - h - 1 >= cap_) [[unlikely]] {
         // The cached tail says empty (or this handle has not received yet).
         Status s = spsc_refresh_tail();
         if (s != Status::ok) return s;

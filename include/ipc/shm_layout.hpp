@@ -13,7 +13,7 @@
 //   offset 128  head            consumers' index line
 //   offset 192  not_empty       receivers sleep here (futex word + waiter count)
 //   offset 256  not_full        senders sleep here
-//   offset 320  slots           capacity slots of slot_size bytes
+//   offset 320  slots           slot_count slots of slot_size bytes
 //
 // Changing anything here changes layout_version. docs/protocol.md draws it.
 #pragma once
@@ -46,7 +46,7 @@ struct alignas(cache_line) ChannelHeader {
     std::atomic<std::uint64_t> magic;
     std::uint32_t version;
     std::uint32_t kind;           // kind_spsc or kind_mpmc
-    std::uint32_t capacity;       // number of slots, a power of two
+    std::uint32_t capacity;       // messages the channel buffers: 1 .. max_capacity
     std::uint32_t slot_size;      // bytes per slot: 64 (spsc) or 128 (mpmc)
     std::uint64_t slots_offset;   // from the start of the header
     std::uint64_t total_size;     // header + control lines + slots
@@ -55,9 +55,12 @@ struct alignas(cache_line) ChannelHeader {
     // 0 while open, 1 once closed. Set by one exchange in Channel::close();
     // the protocol around it is in docs/channel-protocol.md.
     std::atomic<std::uint32_t> closed;
+    // Slots in the ring: capacity rounded up to a power of two, so a slot is
+    // index & (slot_count - 1). Only `capacity` messages are ever buffered.
+    std::uint32_t slot_count;
 };
 
-// A free-running 64-bit index: slot = index & (capacity - 1). 64 bits never
+// A free-running 64-bit index: slot = index & (slot_count - 1). 64 bits never
 // wrap in practice (centuries at 10^9 messages per second).
 struct alignas(cache_line) IndexLine {
     std::atomic<std::uint64_t> value;
@@ -81,9 +84,10 @@ struct ChannelControl {
 };
 
 // An MPMC slot: Vyukov's sequence number on its own line, then the message.
-// seq == index        slot is free for the producer of `index`
-// seq == index + 1    slot holds the message of `index`
-// seq == index + cap  slot was consumed and is free for `index + cap`
+// For index i on lap L = i / slot_count:
+// seq == 2L        slot is free for the producer of i
+// seq == 2L + 1    slot holds the message of i
+// seq == 2L + 2    consumed: free for the producer of i + slot_count
 struct alignas(cache_line) MpmcSlot {
     std::atomic<std::uint64_t> seq;
     std::byte pad[cache_line - sizeof(std::atomic<std::uint64_t>)];
@@ -95,8 +99,14 @@ inline constexpr std::size_t slots_offset = sizeof(ChannelControl);
 constexpr std::size_t slot_size_for(std::uint32_t kind) noexcept {
     return kind == kind_mpmc ? sizeof(MpmcSlot) : sizeof(Message);
 }
-constexpr std::size_t channel_bytes(std::uint32_t kind, std::uint32_t capacity) noexcept {
-    return slots_offset + std::size_t{capacity} * slot_size_for(kind);
+// The smallest power of two >= capacity (capacity >= 1).
+constexpr std::uint32_t slot_count_for(std::uint32_t capacity) noexcept {
+    std::uint32_t n = 1;
+    while (n < capacity) n <<= 1;
+    return n;
+}
+constexpr std::size_t channel_bytes(std::uint32_t kind, std::uint32_t slot_count) noexcept {
+    return slots_offset + std::size_t{slot_count} * slot_size_for(kind);
 }
 
 static_assert(std::is_standard_layout_v<ChannelHeader> && std::is_standard_layout_v<ChannelControl> &&
@@ -113,6 +123,7 @@ static_assert(offsetof(ChannelControl, not_empty) == 192 && offsetof(ChannelCont
 static_assert(slots_offset == 320, "slots start after five control lines (docs/protocol.md)");
 static_assert(sizeof(MpmcSlot) == 128 && offsetof(MpmcSlot, msg) == 64,
               "an MPMC slot is a sequence line followed by a message line");
-static_assert(offsetof(ChannelHeader, closed) == 48, "docs/protocol.md gives the header offsets");
+static_assert(offsetof(ChannelHeader, closed) == 48 && offsetof(ChannelHeader, slot_count) == 52,
+              "docs/protocol.md gives the header offsets");
 
 }  // namespace ipc::shm
