@@ -615,6 +615,32 @@ TEST_F(Ipcctl, OtherUsersGetPermissionDeniedExitFour) {
     EXPECT_EQ(stat_json("readable")["name"], "readable") << "still there";
 }
 
+TEST_F(Ipcctl, ListShowsOnlyTheSummaryOfSemaphoresYouMayNotRead) {
+    create("private", 2, "0600");
+    create("readable", 1, "0644");
+    SpawnOptions as_nobody;
+    as_nobody.uid = nobody;
+    auto o = ctl({"list", "--json"}, as_nobody);
+    ASSERT_EQ(o.status, 0) << o;
+    const auto list = json::parse(o.out);
+    ASSERT_EQ(list.size(), 2u) << list.dump();
+    for (const auto& s : list) {
+        if (s["name"] == "private") {
+            EXPECT_EQ(s["permits"], 2);
+            EXPECT_EQ(s["available"], 2);
+            EXPECT_TRUE(s["mode"].is_null()) << s.dump();
+            EXPECT_TRUE(s["owner"].is_null()) << s.dump();
+        } else {
+            EXPECT_EQ(s["mode"], "0644") << s.dump();
+            EXPECT_EQ(s["owner"], 0) << s.dump();
+        }
+    }
+    o = ctl({"list", "-n", "-o", "name,permits,mode,owner"}, as_nobody);
+    ASSERT_EQ(o.status, 0) << o;
+    EXPECT_TRUE(contains(o.out, "private   2  -     -\n")) << o;
+    EXPECT_TRUE(contains(o.out, "readable  1  0644  root\n")) << o;
+}
+
 TEST_F(Ipcctl, AcquireRunsTheCommandHoldingThePermits) {
     create("demo", 3);
     // The command prints its environment, then asks the daemon from inside.

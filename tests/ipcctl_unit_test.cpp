@@ -222,19 +222,32 @@ TEST(IpcctlRender, SemaphoreJsonHasEveryDocumentedField) {
 }
 
 TEST(IpcctlRender, ListJsonIsAnArrayOfSummaries) {
-    const auto j = list_json({sample(), sample()}, fixed_context());
+    const auto j = list_json({{sample(), true}, {sample(), false}}, fixed_context());
     ASSERT_TRUE(j.is_array());
     ASSERT_EQ(j.size(), 2u);
     EXPECT_FALSE(j[0].contains("holders"));
+    EXPECT_EQ(j[0]["mode"], "0640");
+    EXPECT_EQ(j[0]["holder_count"], 1);
+    // Not readable by the caller: only what the daemon's list tells.
+    EXPECT_EQ(j[1]["name"], "demo");
+    EXPECT_EQ(j[1]["permits"], 3);
+    EXPECT_EQ(j[1]["available"], 1);
+    for (const char* key : {"holder_count", "waiter_count", "owner", "owner_name", "group", "group_name", "mode",
+                            "persistent", "last_token"}) {
+        ASSERT_TRUE(j[1].contains(key)) << key;
+        EXPECT_TRUE(j[1][key].is_null()) << key;
+    }
     EXPECT_TRUE(list_json({}, fixed_context()).is_array());
 }
 
 TEST(IpcctlRender, ListTextHonoursColumnsAndHeadings) {
     const auto ctx = fixed_context();
-    EXPECT_EQ(list_text({sample()}, parse_columns("name,permits,available,mode"), true, ctx),
+    EXPECT_EQ(list_text({{sample(), true}}, parse_columns("name,permits,available,mode"), true, ctx),
               "NAME  PERMITS  AVAILABLE  MODE\n"
               "demo        3          1  0640\n");
-    EXPECT_EQ(list_text({sample()}, parse_columns("NAME,OWNER,GROUP"), false, ctx), "demo  root  1234\n");
+    EXPECT_EQ(list_text({{sample(), true}}, parse_columns("NAME,OWNER,GROUP"), false, ctx), "demo  root  1234\n");
+    EXPECT_EQ(list_text({{sample(), false}}, parse_columns("NAME,AVAILABLE,OWNER,MODE"), false, ctx),
+              "demo  1  -  -\n");
     const auto empty = list_text({}, list_columns(), true, ctx);
     EXPECT_EQ(empty, "NAME  PERMITS  AVAILABLE  HOLDERS  WAITERS  OWNER  GROUP  MODE  PERSISTENT  TOKEN\n");
     EXPECT_THROW(parse_columns("NAME,BOGUS"), UsageError);

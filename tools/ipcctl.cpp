@@ -120,7 +120,18 @@ int cmd_list(const Global& g, const ListArgs& a) {
     const std::string sock = socket_path(g);
     try {
         auto session = ipc::Session::connect(sock);
-        const std::vector<ipc::SemaphoreInfo> sems = session->list();
+        // The daemon's list has names, permits and available; a stat of each
+        // adds the rest where we may read it.
+        std::vector<ListEntry> sems;
+        for (ipc::SemaphoreInfo& summary : session->list()) {
+            try {
+                sems.push_back({session->stat(summary.name, false), true});
+            } catch (const std::system_error& e) {
+                if (e.code() == ipc::proto::Result::not_found) continue;  // deleted since the list
+                if (e.code() != ipc::proto::Result::permission_denied) throw;
+                sems.push_back({std::move(summary), false});
+            }
+        }
         const Context ctx = Context::system();
         if (g.json)
             print_json(list_json(sems, ctx));

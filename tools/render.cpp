@@ -84,20 +84,23 @@ nlohmann::json holder_json(const ipc::HolderInfo& h, const Context& ctx) {
     };
 }
 
-// One column of `list`: header, alignment, and how to show a semaphore.
+// One column of `list`: header, alignment, how to show a semaphore, and
+// whether the daemon's list gives it (else it needs a stat).
 struct ListColumn {
     Column column;
     std::string (*cell)(const ipc::SemaphoreInfo&, const Context&);
+    bool from_list = false;
 };
 
 const std::map<std::string, ListColumn>& list_column_table() {
     static const std::map<std::string, ListColumn> table = {
-        {"NAME", {{"NAME"}, [](const ipc::SemaphoreInfo& s, const Context&) { return s.name; }}},
+        {"NAME", {{"NAME"}, [](const ipc::SemaphoreInfo& s, const Context&) { return s.name; }, true}},
         {"PERMITS",
-         {{"PERMITS", true}, [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.permits); }}},
+         {{"PERMITS", true}, [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.permits); },
+          true}},
         {"AVAILABLE",
          {{"AVAILABLE", true},
-          [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.available); }}},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.available); }, true}},
         {"HOLDERS",
          {{"HOLDERS", true},
           [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.holder_count); }}},
@@ -291,21 +294,30 @@ nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const C
     return j;
 }
 
-nlohmann::json list_json(const std::vector<ipc::SemaphoreInfo>& sems, const Context& ctx) {
+nlohmann::json list_json(const std::vector<ListEntry>& sems, const Context& ctx) {
     auto j = nlohmann::json::array();
-    for (const auto& s : sems) j.push_back(semaphore_json(s, false, ctx));
+    for (const auto& e : sems) {
+        auto obj = semaphore_json(e.info, false, ctx);
+        if (!e.detailed)
+            for (auto& [key, value] : obj.items())
+                if (key != "name" && key != "permits" && key != "available") value = nullptr;
+        j.push_back(std::move(obj));
+    }
     return j;
 }
 
-std::string list_text(const std::vector<ipc::SemaphoreInfo>& sems, const std::vector<std::string>& columns,
-                      bool headings, const Context& ctx) {
+std::string list_text(const std::vector<ListEntry>& sems, const std::vector<std::string>& columns, bool headings,
+                      const Context& ctx) {
     const auto& table = list_column_table();
     std::vector<Column> cols;
     for (const auto& c : columns) cols.push_back(table.at(c).column);
     Table t(std::move(cols));
-    for (const auto& s : sems) {
+    for (const auto& e : sems) {
         std::vector<std::string> row;
-        for (const auto& c : columns) row.push_back(table.at(c).cell(s, ctx));
+        for (const auto& c : columns) {
+            const ListColumn& col = table.at(c);
+            row.push_back(e.detailed || col.from_list ? col.cell(e.info, ctx) : std::string("-"));
+        }
         t.add_row(std::move(row));
     }
     return t.render(headings);

@@ -8,7 +8,9 @@
 //
 // JSON shapes (docs/ipcctl.md is the reference):
 //   status: {"pid", "socket", "started", "uptime", "sessions", "semaphores", "waiting"}
-//   list:   [semaphore, ...]               semaphore without "holders"/"waiters"
+//   list:   [semaphore, ...]               semaphore without "holders"/"waiters";
+//           fields other than name, permits, available are null for a
+//           semaphore the caller may not read (no r bit for them)
 //   stat:   semaphore with "holders": [holder, ...], "waiters": [holder, ...]
 //   semaphore: {"name", "permits", "available", "holder_count", "waiter_count",
 //               "owner", "owner_name", "group", "group_name", "mode",
@@ -77,14 +79,22 @@ nlohmann::json status_json(const ipc::DaemonStatus& st, std::string_view socket,
 std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
 
 // --- list --------------------------------------------------------------------
+// One line of `list`. The daemon's list gives name, permits and available;
+// the rest comes from a stat, which needs the semaphore's r bit: without it
+// `detailed` is false and those fields show as "-" (null in JSON).
+struct ListEntry {
+    ipc::SemaphoreInfo info;
+    bool detailed = false;
+};
+
 // The columns `list -o` accepts, in default order.
 const std::vector<std::string>& list_columns();
 // Splits and checks a "-o NAME,PERMITS" list (case-insensitive); throws
 // UsageError naming the unknown column and the valid ones.
 std::vector<std::string> parse_columns(std::string_view spec);
-nlohmann::json list_json(const std::vector<ipc::SemaphoreInfo>& sems, const Context& ctx);
-std::string list_text(const std::vector<ipc::SemaphoreInfo>& sems, const std::vector<std::string>& columns,
-                      bool headings, const Context& ctx);
+nlohmann::json list_json(const std::vector<ListEntry>& sems, const Context& ctx);
+std::string list_text(const std::vector<ListEntry>& sems, const std::vector<std::string>& columns, bool headings,
+                      const Context& ctx);
 
 // --- stat --------------------------------------------------------------------
 nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx);
