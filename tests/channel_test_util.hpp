@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -140,17 +141,17 @@ private:
 };
 
 // --- Exit codes and reporting for code that runs outside GoogleTest ---------
+//
+// Children and peers exit with one of these; report() says why on stderr.
 
-enum ExitCode : int {
-    exit_ok = 0,
-    exit_usage = 2,
-    exit_exception = 3,
-    exit_timed_out = 10,  // a bounded call timed out: with a live peer, a lost wakeup
-    exit_corrupted = 11,
-    exit_order = 12,      // out of order or duplicated within one consumer
-    exit_bad_message = 13,
-    exit_unexpected = 14,
-};
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_exception = 3;
+inline constexpr int exit_timed_out = 10;  // a bounded call timed out: with a live peer, a lost wakeup
+inline constexpr int exit_corrupted = 11;
+inline constexpr int exit_order = 12;      // out of order or duplicated within one consumer
+inline constexpr int exit_bad_message = 13;
+inline constexpr int exit_unexpected = 14;
 
 [[gnu::format(printf, 2, 3)]] inline int report(int code, const char* fmt, ...) {
     char buf[512];
@@ -224,7 +225,7 @@ struct ProducerPlan {
     std::chrono::milliseconds call_timeout = 10s;  // per blocking call: a lost wakeup fails, never hangs
 };
 
-// Sends make_msg(id, 0 .. count-1) in order. Returns an ExitCode.
+// Sends make_msg(id, 0 .. count-1) in order. Returns an exit code.
 inline int produce(Channel& ch, const ProducerPlan& p) {
     if (p.batch <= 1) {
         for (std::uint64_t s = 0; s < p.count; ++s)
@@ -367,11 +368,12 @@ public:
         return Process(pid);
     }
 
-    Process(Process&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
+    Process(Process&& o) noexcept : pid_(std::exchange(o.pid_, -1)), usage_(o.usage_) {}
     Process& operator=(Process&& o) noexcept {
         if (this != &o) {
             reap_now();
             pid_ = std::exchange(o.pid_, -1);
+            usage_ = o.usage_;
         }
         return *this;
     }
@@ -403,11 +405,15 @@ public:
             }
         }
         int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        while (::wait4(pid_, &status, 0, &usage_) < 0 && errno == EINTR) {
         }
         pid_ = -1;
         return status;
     }
+
+    // Resource usage of the child once wait() has reaped it (e.g. ru_nvcsw:
+    // how often it gave up the CPU, mostly by sleeping on a futex).
+    const rusage& usage() const noexcept { return usage_; }
 
     // "exit 0" when the child exited cleanly in time, else what happened.
     std::string wait_describe(std::chrono::milliseconds timeout = 30s) {
@@ -430,6 +436,7 @@ private:
         pid_ = -1;
     }
     pid_t pid_ = -1;
+    rusage usage_{};
 };
 
 // --- Pipes and descriptor passing ----------------------------------------------------
