@@ -1,0 +1,88 @@
+// daemon/state.cpp - see state.hpp.
+#include "state.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+#include "sys.hpp"
+
+namespace ipcd {
+
+using nlohmann::json;
+
+namespace {
+constexpr const char* format_name = "ipcd-state";
+constexpr int format_version = 1;
+
+void write_all(int fd, const std::string& data, const std::string& path) {
+    for (std::size_t off = 0; off < data.size();) {
+        const ssize_t w = ipc::detail::retry_eintr([&] { return ::write(fd, data.data() + off, data.size() - off); });
+        if (w < 0) throw ipc::detail::errno_error("write state file " + path);
+        off += static_cast<std::size_t>(w);
+    }
+}
+}  // namespace
+
+std::vector<Definition> load_state(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        if (errno == ENOENT) return {};
+        throw std::runtime_error("cannot read state file " + path + ": " + std::generic_category().message(errno));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::vector<Definition> defs;
+    try {
+        const json doc = json::parse(text.str());
+        if (doc.value("format", std::string{}) != format_name || doc.value("version", 0) != format_version)
+            throw std::runtime_error("not an ipcd state file of version " + std::to_string(format_version));
+        for (const json& e : doc.at("semaphores")) {
+            Definition d;
+            d.name = e.at("name").get<std::string>();
+            d.permits = e.at("permits").get<std::uint32_t>();
+            d.owner = e.at("owner").get<uid_t>();
+            d.group = e.at("group").get<gid_t>();
+            d.mode = e.at("mode").get<std::uint32_t>();
+            d.last_token = e.at("token").get<std::uint64_t>();
+            if (!ipc::proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777)
+                throw std::runtime_error("invalid semaphore entry '" + d.name + "'");
+            defs.push_back(std::move(d));
+        }
+    } catch (const json::exception& e) {
+        throw std::runtime_error("state file " + path + " is corrupt: " + e.what());
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error("state file " + path + ": " + e.what());
+    }
+    return defs;
+}
+
+void save_state(const std::string& path, const std::vector<Definition>& defs) {
+    json doc = {{"format", format_name}, {"version", format_version}, {"semaphores", json::array()}};
+    for (const Definition& d : defs)
+        doc["semaphores"].push_back({{"name", d.name},
+                                     {"permits", d.permits},
+                                     {"owner", d.owner},
+                                     {"group", d.group},
+                                     {"mode", d.mode},
+                                     {"token", d.last_token}});
+    const std::string tmp = path + ".tmp";
+    ipc::detail::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) throw ipc::detail::errno_error("create " + tmp);
+    write_all(fd.get(), doc.dump(2) + "\n", tmp);
+    if (::fsync(fd.get()) != 0) throw ipc::detail::errno_error("fsync " + tmp);
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw ipc::detail::errno_error("rename " + tmp + " to " + path);
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    ipc::detail::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd) (void)::fsync(dfd.get());  // best effort: the rename is already atomic
+}
+
+}  // namespace ipcd

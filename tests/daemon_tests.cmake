@@ -1,0 +1,12 @@
+# ipcd: the semaphore table alone (unit), and the real daemon driven by real
+# client processes (integration, stress). The daemon tests start the ipcd
+# binary built here, on a socket in a temporary directory.
+ipc_add_test(semaphore_table_test SOURCES semaphore_table_test.cpp LABELS unit LIBS ipcd_table TIMEOUT 30)
+
+function(ipcd_add_test name label)
+  ipc_add_test(${name} SOURCES ${name}.cpp LABELS ${label} TIMEOUT 60)
+  target_compile_definitions(${name} PRIVATE IPCD_PATH="$<TARGET_FILE:ipcd>")
+  add_dependencies(${name} ipcd)
+endfunction()
+
+ipcd_add_test(daemon_ops_test integration)
