@@ -273,8 +273,33 @@ Status Channel::mpmc_try_send(const Message& m) noexcept {
             // Relaxed: this bound guards no data (the slot's turn, A4, does);
             // head never decreases, so a stale value only reports full early,
             // and block() re-checks after announcing itself.
-            if (cap_ <= mask_ && pos - ctl_->head.value.load(std::memory_order_relaxed) >= cap_)
-                return Status::would_block;
+            if (cap_ <= mask_) {
+                const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
+                const std::uint64_t used = pos - h;
+                if (used >= cap_) [[unlikely]] {
+                    if (static_cast<std::int64_t>(used) < 0) {
+                        // Head is past pos: pos was claimed and consumed after
+                        // we read its turn (retry at the current tail), or a
+                        // peer wrote head. Consumers take only claimed
+                        // indices, so head never passes tail: a consumer's
+                        // head CAS follows its A5, which saw R4, which
+                        // followed the producer's tail CAS; the fence keeps
+                        // our tail load after our head load (x86-64 and
+                        // AArch64 are multi-copy atomic, so we see that CAS).
+                        std::atomic_thread_fence(std::memory_order_acquire);
+                        const std::uint64_t now = ctl_->tail.value.load(std::memory_order_relaxed);
+                        if (static_cast<std::int64_t>(now - h) < 0) return Status::corrupted;
+                        pos = now;
+                        continue;
+                    }
+                    // A4 saw the turn handed back by the consumer of
+                    // pos - slot_count, whose head CAS therefore happened
+                    // before our load: head >= pos - mask_. A head further
+                    // behind was written by a peer.
+                    if (used > mask_) return Status::corrupted;
+                    return Status::would_block;
+                }
+            }
             // The slot is free for index pos. CAS cases:
             //  success: we own index pos and its slot;
             //  failure: another producer took pos first; `pos` now holds the
