@@ -15,10 +15,16 @@ namespace {
 
 constexpr std::uint64_t garbage = 0xDEADBEEFCAFEF00Dull;
 
-// Every sending call on `tx` reports corruption.
+// Every sending call on `tx` reports corruption. The unbounded call comes
+// last, and only if the bounded ones behaved, so a regression fails here
+// instead of hanging the test.
 void expect_sends_corrupted(Channel& tx) {
     const Message m = make_msg(0, 0);
-    EXPECT_EQ(tx.try_send(m), Status::corrupted);
+    const Status first = tx.try_send(m);
+    EXPECT_EQ(first, Status::corrupted);
+    const Status timed = tx.send_for(m, 100ms);
+    EXPECT_EQ(timed, Status::corrupted);
+    if (first != Status::corrupted || timed != Status::corrupted) return;
     EXPECT_EQ(tx.send(m), Status::corrupted) << "must not block on a broken ring";
     EXPECT_EQ(tx.send_for(m, 10s), Status::corrupted);
     EXPECT_EQ(tx.send_until(m, Clock::now() + 10s), Status::corrupted);
@@ -31,10 +37,14 @@ void expect_sends_corrupted(Channel& tx) {
     EXPECT_EQ(r.count, 0u);
 }
 
-// Every receiving call on `rx` reports corruption.
+// Every receiving call on `rx` reports corruption (unbounded calls last, as above).
 void expect_recvs_corrupted(Channel& rx) {
     Message m;
-    EXPECT_EQ(rx.try_recv(m), Status::corrupted);
+    const Status first = rx.try_recv(m);
+    EXPECT_EQ(first, Status::corrupted);
+    const Status timed = rx.recv_for(m, 100ms);
+    EXPECT_EQ(timed, Status::corrupted);
+    if (first != Status::corrupted || timed != Status::corrupted) return;
     EXPECT_EQ(rx.recv(m), Status::corrupted) << "must not block on a broken ring";
     EXPECT_EQ(rx.recv_for(m, 10s), Status::corrupted);
     EXPECT_EQ(rx.recv_until(m, Clock::now() + 10s), Status::corrupted);
@@ -87,6 +97,17 @@ TEST(SpscCorruption, TailMoreThanACapacityAheadOfHead) {
     expect_sends_corrupted(tx);
     expect_recvs_corrupted(rx);
     EXPECT_EQ(ch.stats().depth, 4u) << "clamped to the capacity";
+    expect_still_manageable(ch);
+}
+
+TEST(SpscCorruption, TailMoreThanACapacityAheadWithinTheSlotCount) {
+    // Capacity 3 lives in 4 slots: 4 messages in flight is already too many.
+    Channel ch = Channel::create_anonymous({.kind = ChannelKind::spsc, .capacity = 3});
+    set_tail(ch, 4);
+    Channel tx = peer_of(ch), rx = peer_of(ch);
+    expect_sends_corrupted(tx);
+    expect_recvs_corrupted(rx);
+    EXPECT_EQ(ch.stats().depth, 3u) << "clamped to the capacity";
     expect_still_manageable(ch);
 }
 
@@ -170,6 +191,20 @@ TEST(MpmcCorruption, HeadFarAheadOfTheSlots) {
     set_head(ch, 1000);
     expect_recvs_corrupted(ch);
     expect_still_manageable(ch);
+}
+
+TEST(MpmcCorruption, HeadAheadOfTailWithACapacityBelowTheSlotCount) {
+    // Capacity 3 in 4 slots: senders also check tail - head against the
+    // capacity, and a head past the tail must read as corruption, not as a
+    // ring that is full forever.
+    for (std::uint64_t head : {std::uint64_t{1}, std::uint64_t{1000}, garbage}) {
+        SCOPED_TRACE("head " + std::to_string(head));
+        Channel ch = Channel::create_anonymous({.kind = ChannelKind::mpmc, .capacity = 3});
+        set_head(ch, head);
+        Channel tx = peer_of(ch);
+        expect_sends_corrupted(tx);
+        expect_still_manageable(ch);
+    }
 }
 
 TEST(MpmcCorruption, GarbageIndicesAndTurnsEverywhere) {

@@ -62,7 +62,8 @@ TEST_P(Semantics, FreshChannelIsEmptyAndOpen) {
 }
 
 TEST_P(Semantics, TrySendFillsToCapacityThenWouldBlock) {
-    for (std::uint32_t cap : {1u, 2u, 8u, 64u}) {
+    // Capacities that are not powers of two buffer exactly that many too.
+    for (std::uint32_t cap : {1u, 2u, 3u, 5u, 8u, 64u, 100u}) {
         SCOPED_TRACE("capacity " + std::to_string(cap));
         Channel ch = make(cap);
         for (std::uint64_t s = 0; s < cap; ++s) {
@@ -95,7 +96,7 @@ TEST_P(Semantics, EveryByteOfAMessageIsCarried) {
 }
 
 TEST_P(Semantics, FifoAcrossManyWrapArounds) {
-    for (std::uint32_t cap : {1u, 2u, 4u, 8u}) {
+    for (std::uint32_t cap : {1u, 2u, 3u, 4u, 5u, 8u}) {
         SCOPED_TRACE("capacity " + std::to_string(cap));
         Channel ch = make(cap);
         std::uint64_t sent = 0, got = 0;
@@ -317,42 +318,53 @@ TEST_P(Semantics, BatchReceiversDrainAfterCloseToo) {
 // Batches
 
 TEST_P(Semantics, TrySendBatchSendsWhatFitsInOrder) {
-    Channel ch = make(8);
-    const auto batch = msgs(0, 12);
-    BatchResult r = ch.try_send_batch(batch);
-    EXPECT_EQ(r.status, Status::would_block);
-    EXPECT_EQ(r.count, 8u);
-    EXPECT_EQ(ch.stats().depth, 8u);
-    r = ch.try_send_batch(std::span(batch).subspan(8));
-    EXPECT_EQ(r.status, Status::would_block);
-    EXPECT_EQ(r.count, 0u);
-    r = ch.try_send_batch({});
-    EXPECT_EQ(r.status, Status::ok);
-    EXPECT_EQ(r.count, 0u);
-    for (std::uint64_t s = 0; s < 3; ++s) expect_recv(ch, s);
-    r = ch.try_send_batch(std::span(batch).subspan(8));
-    EXPECT_EQ(r.status, Status::would_block) << "3 free slots for 4 messages";
-    EXPECT_EQ(r.count, 3u);
-    for (std::uint64_t s = 3; s < 11; ++s) expect_recv(ch, s);
-    Message m;
-    EXPECT_EQ(ch.try_recv(m), Status::would_block);
+    for (std::uint64_t cap : {8u, 5u}) {
+        SCOPED_TRACE("capacity " + std::to_string(cap));
+        Channel ch = make(static_cast<std::uint32_t>(cap));
+        const auto batch = msgs(0, cap + 4);
+        BatchResult r = ch.try_send_batch(batch);
+        EXPECT_EQ(r.status, Status::would_block);
+        EXPECT_EQ(r.count, cap);
+        EXPECT_EQ(ch.stats().depth, cap);
+        r = ch.try_send_batch(std::span(batch).subspan(cap));
+        EXPECT_EQ(r.status, Status::would_block);
+        EXPECT_EQ(r.count, 0u);
+        r = ch.try_send_batch({});
+        EXPECT_EQ(r.status, Status::ok);
+        EXPECT_EQ(r.count, 0u);
+        for (std::uint64_t s = 0; s < 3; ++s) expect_recv(ch, s);
+        r = ch.try_send_batch(std::span(batch).subspan(cap));
+        EXPECT_EQ(r.status, Status::would_block) << "3 free slots for 4 messages";
+        EXPECT_EQ(r.count, 3u);
+        for (std::uint64_t s = 3; s < cap + 3; ++s) expect_recv(ch, s);
+        Message m;
+        EXPECT_EQ(ch.try_recv(m), Status::would_block);
+    }
 }
 
 TEST_P(Semantics, BatchesWrapAroundTheEndOfTheRing) {
-    for (std::uint64_t offset = 1; offset < 8; ++offset) {
-        SCOPED_TRACE("head at " + std::to_string(offset));
-        Channel ch = make(8);
-        fill(ch, 0, offset);
-        for (std::uint64_t s = 0; s < offset; ++s) expect_recv(ch, s);
-        const auto batch = msgs(offset, 8);
-        BatchResult r = ch.try_send_batch(batch);
-        ASSERT_EQ(r.status, Status::ok);
-        ASSERT_EQ(r.count, 8u);
-        std::array<Message, 8> out{};
-        r = ch.try_recv_batch(out);
-        ASSERT_EQ(r.status, Status::ok);
-        ASSERT_EQ(r.count, 8u);
-        for (std::size_t i = 0; i < 8; ++i) EXPECT_TRUE(same_bytes(out[i], batch[i])) << i;
+    // Capacity 6 and 3 live in 8 and 4 slots: the batch copies wrap at the
+    // slot count, not at the capacity.
+    for (std::uint32_t cap : {8u, 6u, 3u}) {
+        const std::uint32_t slots = shm::slot_count_for(cap);
+        for (std::uint64_t offset = 1; offset < slots; ++offset) {
+            SCOPED_TRACE("capacity " + std::to_string(cap) + ", head at " + std::to_string(offset));
+            Channel ch = make(cap);
+            for (std::uint64_t s = 0; s < offset; ++s) {
+                ASSERT_EQ(ch.try_send(make_msg(0, s)), Status::ok);
+                expect_recv(ch, s);
+            }
+            const auto batch = msgs(offset, cap);
+            BatchResult r = ch.try_send_batch(batch);
+            ASSERT_EQ(r.status, Status::ok);
+            ASSERT_EQ(r.count, cap);
+            EXPECT_EQ(ch.try_send(make_msg(0, 99)), Status::would_block);
+            std::array<Message, 8> out{};
+            r = ch.try_recv_batch(out);
+            ASSERT_EQ(r.status, Status::ok);
+            ASSERT_EQ(r.count, cap);
+            for (std::size_t i = 0; i < cap; ++i) EXPECT_TRUE(same_bytes(out[i], batch[i])) << i;
+        }
     }
 }
 
@@ -436,7 +448,7 @@ TEST_P(Semantics, PrepareRecvWaitAnnouncesOnlyWhenNothingIsReady) {
 }
 
 TEST_P(Semantics, PrepareRecvWaitSeesMessagesAfterTheRingHasWrapped) {
-    for (std::uint32_t cap : {1u, 4u}) {
+    for (std::uint32_t cap : {1u, 3u, 4u}) {
         SCOPED_TRACE("capacity " + std::to_string(cap));
         Channel ch = make(cap);
         for (std::uint64_t s = 0; s < 3 * cap + 1; ++s) {

@@ -279,7 +279,7 @@ TEST(NamedChannel, OptionsDefaultToSpsc256Mode0600) {
 // Capacity and kind
 
 TEST(ChannelOptionsCheck, InvalidCapacityIsRejectedEverywhere) {
-    for (std::uint32_t cap : {0u, 3u, 6u, 100u, 255u, (1u << 24) + 1, 1u << 25, 1u << 31, 0xFFFFFFFFu}) {
+    for (std::uint32_t cap : {0u, (1u << 24) + 1, 1u << 25, 1u << 31, 0xFFFFFFFFu}) {
         for (ChannelKind kind : {ChannelKind::spsc, ChannelKind::mpmc}) {
             SCOPED_TRACE("capacity " + std::to_string(cap));
             const ChannelOptions o{.kind = kind, .capacity = cap};
@@ -297,16 +297,34 @@ TEST(ChannelOptionsCheck, InvalidCapacityIsRejectedEverywhere) {
     }
 }
 
-TEST(ChannelOptionsCheck, EveryPowerOfTwoUpToTwoToTheTwentyFourIsValid) {
-    for (std::uint32_t cap = 1; cap <= shm::max_capacity; cap <<= 1) {
-        EXPECT_EQ(Channel::bytes_needed({.kind = ChannelKind::spsc, .capacity = cap}), 320 + std::size_t{cap} * 64);
-        EXPECT_EQ(Channel::bytes_needed({.kind = ChannelKind::mpmc, .capacity = cap}), 320 + std::size_t{cap} * 128);
+TEST(ChannelOptionsCheck, EveryCapacityFromOneToTwoToTheTwentyFourIsValid) {
+    // Go's make(chan T, n): any n >= 1. Storage is rounded up to a power of
+    // two (slot_count) so a slot is still index & mask.
+    for (std::uint32_t cap : {1u, 2u, 3u, 4u, 5u, 7u, 100u, 255u, 256u, 257u, 4096u, (1u << 24) - 1, 1u << 24}) {
+        SCOPED_TRACE("capacity " + std::to_string(cap));
+        std::size_t slots = 1;
+        while (slots < cap) slots <<= 1;
+        EXPECT_EQ(shm::slot_count_for(cap), slots);
+        EXPECT_EQ(Channel::bytes_needed({.kind = ChannelKind::spsc, .capacity = cap}), 320 + slots * 64);
+        EXPECT_EQ(Channel::bytes_needed({.kind = ChannelKind::mpmc, .capacity = cap}), 320 + slots * 128);
+        if (cap > 4096) continue;  // no need to map the big ones
+        for (ChannelKind kind : {ChannelKind::spsc, ChannelKind::mpmc}) {
+            Channel ch = Channel::create_anonymous({.kind = kind, .capacity = cap});
+            EXPECT_EQ(ch.capacity(), cap);
+            EXPECT_EQ(ch.stats().capacity, cap);
+            EXPECT_EQ(ch.control()->header.capacity, cap);
+            EXPECT_EQ(ch.control()->header.slot_count, slots);
+            EXPECT_EQ(ch.mapping()->size(), Channel::bytes_needed({.kind = kind, .capacity = cap}));
+        }
     }
-    for (std::uint32_t cap : {1u, 2u, 4096u, 1u << 16}) {
-        Channel ch = Channel::create_anonymous({.kind = ChannelKind::mpmc, .capacity = cap});
-        EXPECT_EQ(ch.capacity(), cap);
-        EXPECT_EQ(ch.mapping()->size(), Channel::bytes_needed({.kind = ChannelKind::mpmc, .capacity = cap}));
-    }
+}
+
+TEST(ChannelOptionsCheck, ANamedChannelKeepsItsCapacity) {
+    ScopedName n("cap3");
+    Channel a = Channel::create(n, {.kind = ChannelKind::mpmc, .capacity = 3});
+    Channel b = Channel::open(n);
+    EXPECT_EQ(b.capacity(), 3u);
+    EXPECT_EQ(size_of(n.path()), static_cast<off_t>(320 + 4 * 128));
 }
 
 TEST(ChannelOptionsCheck, UnknownKindIsRejected) {
@@ -464,15 +482,19 @@ std::vector<Crafted> crafted_segments() {
         with("kind 3", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, kind), 3); }, errc::bad_geometry);
         with("other kind", [&](auto& b) { poke<std::uint32_t>(b, offsetof(H, kind), o.kind == ChannelKind::spsc ? 2 : 1); },
              errc::bad_geometry);
-        with("capacity 3", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, capacity), 3); }, errc::bad_geometry);
+        with("capacity 3 in an 8-slot segment", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, capacity), 3); },
+             errc::bad_geometry);
         with("capacity 0", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, capacity), 0); }, errc::bad_geometry);
         with("capacity 2^25", [&](auto& b) {
                  poke<std::uint32_t>(b, offsetof(H, capacity), 1u << 25);
+                 poke<std::uint32_t>(b, offsetof(H, slot_count), 1u << 25);
                  poke<std::uint64_t>(b, offsetof(H, total_size), shm::channel_bytes(static_cast<std::uint32_t>(o.kind), 1u << 25));
              },
              errc::bad_geometry);
         with("capacity 4 in an 8-slot segment", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, capacity), 4); },
              errc::bad_geometry);
+        with("slot count 16", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, slot_count), 16); }, errc::bad_geometry);
+        with("slot count 0", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, slot_count), 0); }, errc::bad_geometry);
         with("slot size 96", [](auto& b) { poke<std::uint32_t>(b, offsetof(H, slot_size), 96); }, errc::bad_geometry);
         with("slots offset 256", [](auto& b) { poke<std::uint64_t>(b, offsetof(H, slots_offset), 256); },
              errc::bad_geometry);
@@ -523,6 +545,18 @@ TEST(SegmentValidation, UntouchedImagesOpenFine) {
         ::close(fd);
         EXPECT_EQ(a.kind(), o.kind);
         EXPECT_EQ(b.capacity(), o.capacity);
+    }
+}
+
+TEST(SegmentValidation, ACapacityBelowTheSlotCountIsValid) {
+    // Capacity 5 is stored in 8 slots: a header saying so is consistent.
+    for (const ChannelOptions& o : {spsc8, mpmc8}) {
+        auto img = channel_image(o);
+        poke<std::uint32_t>(img, offsetof(shm::ChannelHeader, capacity), 5);
+        const int fd = memfd_with(img);
+        Channel ch = Channel::from_fd(fd);
+        ::close(fd);
+        EXPECT_EQ(ch.capacity(), 5u);
     }
 }
 

@@ -1,6 +1,6 @@
 // tests/channel_stress_test.cpp - both sides blocking all the time (label: stress).
 //
-// Tiny rings (capacity 1 and 2), more processes than CPUs, and handles with
+// Tiny rings (capacities 1, 2 and 3), more processes than CPUs, and handles with
 // set_spin(0), so nearly every send and receive goes through the futex
 // sleep/wake protocol, with many sleepers on one side for MPMC (one sender
 // waking one of six sleeping receivers, and the reverse). Every blocking
@@ -107,6 +107,10 @@ const StressCase cases[] = {
     {"mpmc_cap1_1x6_nospin_fork", ChannelKind::mpmc, 1, 6, 1, 18000, Spin::none, false, false},
     {"mpmc_cap2_1x6_mixed_batches_spawn", ChannelKind::mpmc, 1, 6, 2, 18000, Spin::mixed, true, true},
     {"mpmc_cap2_6x1_mixed_batches_spawn", ChannelKind::mpmc, 6, 1, 2, 18000, Spin::mixed, true, true},
+    // Capacities that are not powers of two: senders also check head.
+    {"spsc_cap3_nospin_batches_spawn", ChannelKind::spsc, 1, 1, 3, 40000, Spin::none, true, true},
+    {"mpmc_cap3_4x4_nospin_fork", ChannelKind::mpmc, 4, 4, 3, 24000, Spin::none, false, false},
+    {"mpmc_cap3_6x2_mixed_batches_spawn", ChannelKind::mpmc, 6, 2, 3, 18000, Spin::mixed, true, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Runs, Stress, ::testing::ValuesIn(cases), case_name);

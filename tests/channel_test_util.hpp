@@ -36,6 +36,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,6 +49,11 @@
 #include "ipc/shm_layout.hpp"
 
 extern char** environ;
+
+namespace ipc {
+// GoogleTest prints a Status by name (found by argument-dependent lookup).
+inline void PrintTo(Status s, std::ostream* os) { *os << to_string(s); }
+}  // namespace ipc
 
 namespace ipc::test {
 

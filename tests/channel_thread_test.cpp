@@ -7,8 +7,8 @@
 //   - a sleeping receiver (sender) is woken by a send (receive);
 //   - close() wakes every sleeper, whichever blocking call it sleeps in,
 //     and each returns `closed`;
-//   - streams of messages with both sides blocking (capacities 1, 2, 64, spin
-//     on and off, one shared handle or two): all delivered, in order;
+//   - streams of messages with both sides blocking (capacities 1, 2, 3, 5, 64,
+//     spin on and off, one shared handle or two): all delivered, in order;
 //   - MPMC with 3 producer and 3 consumer threads: exactly once, in order
 //     per producer; send_batch / recv_batch across wrap-around;
 //   - an event loop sleeping through prepare_recv_wait() on recv_futex();
@@ -231,6 +231,7 @@ TEST_P(Threads, StreamsDeliverEverythingInOrder) {
     const std::vector<StreamCase> cases = {
         {1, 4000, false, 0ns, 0ns, 1, 1},          {1, 4000, true, 20us, 0ns, 1, 1},
         {2, 4000, false, 0ns, 20us, 1, 1},         {2, 4000, false, 0ns, 0ns, 3, 2},
+        {3, 4000, false, 0ns, 0ns, 1, 1},          {5, 4000, false, 20us, 0ns, 2, 3},
         {64, 20000, true, 20us, 20us, 1, 1},       {64, 20000, false, 0ns, 0ns, 16, 8},
         {64, 20000, false, 20us, 20us, 100, 100},
     };
@@ -305,7 +306,7 @@ TEST_P(Threads, SendBatchAndRecvBatchBlockAcrossWrapAround) {
 TEST(MpmcThreads, ManyProducersAndConsumersEachMessageOnceInOrder) {
     constexpr std::uint32_t producers = 3, consumers = 3;
     constexpr std::uint64_t per = 3000;
-    for (std::uint32_t cap : {1u, 4u, 256u}) {
+    for (std::uint32_t cap : {1u, 3u, 4u, 256u}) {
         SCOPED_TRACE("capacity " + std::to_string(cap));
         Channel ch = Channel::create_anonymous({.kind = ChannelKind::mpmc, .capacity = cap});
         Tally tally = Tally::create(producers, per);
@@ -349,7 +350,7 @@ long futex_wait_until(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
 }
 
 TEST_P(Threads, EventLoopSleepingOnRecvFutexMissesNothing) {
-    for (std::uint32_t cap : {1u, 4u}) {
+    for (std::uint32_t cap : {1u, 3u, 4u}) {
         SCOPED_TRACE("capacity " + std::to_string(cap));
         Channel ch = make(cap);
         Channel loop = Channel::open_in(ch.mapping(), 0);
