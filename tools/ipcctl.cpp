@@ -82,7 +82,7 @@ struct AcquireArgs {
 
 void print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-void print_json(const nlohmann::json& j) { print(j.dump(2) + "\n"); }
+void print_json(const nlohmann::ordered_json& j) { print(j.dump(2) + "\n"); }
 
 int fail(const std::string& message, int code) {
     std::fprintf(stderr, "ipcctl: %s\n", message.c_str());

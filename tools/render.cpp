@@ -36,8 +36,8 @@ std::optional<std::string> lookup_group(gid_t gid) {
     return std::string(out->gr_name);
 }
 
-nlohmann::json name_or_null(const std::optional<std::string>& n) {
-    return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
+nlohmann::ordered_json name_or_null(const std::optional<std::string>& n) {
+    return n ? nlohmann::ordered_json(*n) : nlohmann::ordered_json(nullptr);
 }
 
 std::string user_or_id(const Context& ctx, uid_t uid) {
@@ -73,7 +73,7 @@ std::string upper(std::string_view s) {
     return out;
 }
 
-nlohmann::json holder_json(const ipc::HolderInfo& h, const Context& ctx) {
+nlohmann::ordered_json holder_json(const ipc::HolderInfo& h, const Context& ctx) {
     return {
         {"pid", h.pid},
         {"uid", h.uid},
@@ -216,7 +216,7 @@ std::string symbolic_mode(mode_t mode) {
 
 // --- status ------------------------------------------------------------------
 
-nlohmann::json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
+nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
     const auto up = duration_cast<seconds>(ctx.now - st.started).count();
     return {
         {"pid", st.pid},
@@ -268,8 +268,8 @@ std::vector<std::string> parse_columns(std::string_view spec) {
     return out;
 }
 
-nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx) {
-    nlohmann::json j = {
+nlohmann::ordered_json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx) {
+    nlohmann::ordered_json j = {
         {"name", s.name},
         {"permits", s.permits},
         {"available", s.available},
@@ -284,9 +284,9 @@ nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const C
         {"last_token", s.last_token},
     };
     if (details) {
-        auto holders = nlohmann::json::array();
+        auto holders = nlohmann::ordered_json::array();
         for (const auto& h : s.holders) holders.push_back(holder_json(h, ctx));
-        auto waiters = nlohmann::json::array();
+        auto waiters = nlohmann::ordered_json::array();
         for (const auto& w : s.waiters) waiters.push_back(holder_json(w, ctx));
         j["holders"] = std::move(holders);
         j["waiters"] = std::move(waiters);
@@ -294,8 +294,8 @@ nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const C
     return j;
 }
 
-nlohmann::json list_json(const std::vector<ListEntry>& sems, const Context& ctx) {
-    auto j = nlohmann::json::array();
+nlohmann::ordered_json list_json(const std::vector<ListEntry>& sems, const Context& ctx) {
+    auto j = nlohmann::ordered_json::array();
     for (const auto& e : sems) {
         auto obj = semaphore_json(e.info, false, ctx);
         if (!e.detailed)

@@ -75,7 +75,7 @@ std::string octal_mode(mode_t mode);
 std::string symbolic_mode(mode_t mode);
 
 // --- status ------------------------------------------------------------------
-nlohmann::json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
+nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
 std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
 
 // --- list --------------------------------------------------------------------
@@ -92,12 +92,12 @@ const std::vector<std::string>& list_columns();
 // Splits and checks a "-o NAME,PERMITS" list (case-insensitive); throws
 // UsageError naming the unknown column and the valid ones.
 std::vector<std::string> parse_columns(std::string_view spec);
-nlohmann::json list_json(const std::vector<ListEntry>& sems, const Context& ctx);
+nlohmann::ordered_json list_json(const std::vector<ListEntry>& sems, const Context& ctx);
 std::string list_text(const std::vector<ListEntry>& sems, const std::vector<std::string>& columns, bool headings,
                       const Context& ctx);
 
 // --- stat --------------------------------------------------------------------
-nlohmann::json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx);
+nlohmann::ordered_json semaphore_json(const ipc::SemaphoreInfo& s, bool details, const Context& ctx);
 std::string stat_text(const ipc::SemaphoreInfo& s, const Context& ctx);
 
 }  // namespace ipcctl
