@@ -273,7 +273,8 @@ inline const Meta* find_meta(const std::string& name) {
 // medians, spreads, ratios and the targets.
 class RatioReporter : public benchmark::ConsoleReporter {
 public:
-    explicit RatioReporter(std::vector<Target> targets) : targets_(std::move(targets)) {}
+    RatioReporter(std::vector<Target> targets, OutputOptions opts)
+        : ConsoleReporter(opts), targets_(std::move(targets)) {}
 
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
@@ -300,28 +301,34 @@ public:
         std::size_t runs = 0;
         for (const auto& [k, v] : samples_) runs = std::max(runs, v.size());
         std::fprintf(out,
-                     "\nMedians of %zu run(s) each; spread = (max - min) / median. 'ipc x' = how many times\n"
-                     "better the ipc figure in 'vs' is: peer time / ipc time, or ipc rate / peer rate.\n",
+                     "\nMedians of %zu run(s) each; best = fastest run; spread = (max - min) / median.\n"
+                     "'ipc x' = how many times better the ipc figure in 'vs' is (medians): peer time / ipc\n"
+                     "time, or ipc rate / peer rate.\n",
                      runs);
+        auto format = [](const Meta& m, double v) {
+            char buf[32];
+            if (m.latency)
+                std::snprintf(buf, sizeof buf, "%.0f ns", v);
+            else
+                std::snprintf(buf, sizeof buf, "%.2f M/s", v / 1e6);
+            return std::string(buf);
+        };
         std::string group;
         for (const auto& [name, m] : registry()) {
             if (!samples_.count(name)) continue;
             if (m.group != group) {
                 group = m.group;
-                std::fprintf(out, "\n%-36s %14s %7s  %-30s %6s  %s\n", group.c_str(), "value", "spread", "vs",
+                std::fprintf(out, "\n%s\n  %-30s %12s %12s %7s  %-29s %6s  %s\n", group.c_str(), "benchmark",
+                             m.latency ? "median rt" : "median", m.latency ? "best rt" : "best", "spread", "vs",
                              "ipc x", "what");
             }
             const double v = median(name);
-            char val[32];
-            if (m.latency)
-                std::snprintf(val, sizeof val, "%.0f ns/rt", v);
-            else
-                std::snprintf(val, sizeof val, "%.2f M/s", v / 1e6);
             char ratio[32] = "";
             if (!m.ref.empty() && samples_.count(m.ref))
                 std::snprintf(ratio, sizeof ratio, "%.2f", m.latency ? v / median(m.ref) : median(m.ref) / v);
-            std::fprintf(out, "  %-34s %14s %6.0f%%  %-30s %6s  %s\n", name.c_str(), val, spread(name) * 100,
-                         m.ref.c_str(), ratio, m.what.c_str());
+            std::fprintf(out, "  %-30s %12s %12s %6.0f%%  %-29s %6s  %s\n", name.c_str(), format(m, v).c_str(),
+                         format(m, best(name, m.latency)).c_str(), spread(name) * 100, m.ref.c_str(), ratio,
+                         m.what.c_str());
         }
         std::fprintf(out, "\n%-52s %9s %9s\n", "Targets (ratio = ours / peer on the metric)", "ratio", "target");
         for (const Target& t : targets_) {
@@ -347,6 +354,10 @@ private:
         std::sort(v.begin(), v.end());
         const std::size_t n = v.size();
         return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+    double best(const std::string& name, bool latency) const {
+        const auto& v = samples_.at(name);
+        return latency ? *std::min_element(v.begin(), v.end()) : *std::max_element(v.begin(), v.end());
     }
     double spread(const std::string& name) const {
         const auto& v = samples_.at(name);

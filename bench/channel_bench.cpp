@@ -35,6 +35,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/interprocess/ipc/message_queue.hpp>
@@ -813,6 +814,14 @@ int main(int argc, char** argv) {
     add("pinned/tput/pipe", {pin, false, "pinned/tput/ipc_spsc_blocking", "pipe throughput"},
         [](auto& s) { tput_pipe(s, same); });
 
+    // Colour as Google Benchmark would choose it (a custom reporter does not
+    // get its --benchmark_color handling).
+    bool color = ::isatty(STDOUT_FILENO);
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "--benchmark_color=false") color = false;
+        if (a == "--benchmark_color=true") color = true;
+    }
     using T = bench::Target;
     bench::RatioReporter reporter({
         {"SPSC tput vs bare SPSC ring", "tput/ipc_spsc", "tput/bare_ring", T::at_least, 0.6},
@@ -826,7 +835,7 @@ int main(int argc, char** argv) {
         {"pinned: blocking round trip vs pipe (time)", "pinned/rt/ipc_blocking", "pinned/rt/pipe", T::at_most, 1.0},
         {"pinned: send/recv tput vs pipe (rate)", "pinned/tput/ipc_spsc_blocking", "pinned/tput/pipe", T::at_least,
          1.0},
-    });
+    }, color ? benchmark::ConsoleReporter::OO_ColorTabular : benchmark::ConsoleReporter::OO_Tabular);
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
