@@ -66,6 +66,8 @@ std::string workload_name(const ::testing::TestParamInfo<Workload>& i) {
            (w.launch == Launch::fork ? "_fork" : "_spawn");
 }
 
+void PrintTo(const Workload& w, std::ostream* os) { *os << workload_name({w, 0}); }
+
 class ProducersConsumers : public ::testing::TestWithParam<Workload> {};
 
 TEST_P(ProducersConsumers, EveryMessageOnceAndInOrderPerProducer) {

@@ -33,6 +33,7 @@ struct StressCase {
 };
 
 std::string case_name(const ::testing::TestParamInfo<StressCase>& i) { return i.param.name; }
+void PrintTo(const StressCase& c, std::ostream* os) { *os << c.name; }
 
 class Stress : public ::testing::TestWithParam<StressCase> {};
 

@@ -51,8 +51,10 @@
 extern char** environ;
 
 namespace ipc {
-// GoogleTest prints a Status by name (found by argument-dependent lookup).
+// GoogleTest prints these by name (found by argument-dependent lookup), which
+// also keeps the parameter part of discovered CTest names readable.
 inline void PrintTo(Status s, std::ostream* os) { *os << to_string(s); }
+inline void PrintTo(ChannelKind k, std::ostream* os) { *os << (k == ChannelKind::spsc ? "spsc" : "mpmc"); }
 }  // namespace ipc
 
 namespace ipc::test {
