@@ -20,6 +20,7 @@
 #include <set>
 
 #include "channel_test_util.hpp"
+#include "futex.hpp"  // detail::barrier_fallback()
 
 namespace ipc::test {
 namespace {
@@ -218,8 +219,12 @@ TEST_P(CrossProcess, KilledSleepingReceiverLeavesAUsableChannel) {
     victim.kill9();
     EXPECT_EQ(victim.wait_describe(), "signal 9");
     // Its announcement stays behind (docs/channel-protocol.md): wakers pay a
-    // spurious FUTEX_WAKE, nothing more.
-    EXPECT_EQ(ch.stats().sleeping_receivers, 1u);
+    // spurious FUTEX_WAKE, nothing more. (Without membarrier a sleeper wakes
+    // every millisecond to re-check, so it may have been between two sleeps.)
+    if (!detail::barrier_fallback()) {
+        EXPECT_EQ(ch.stats().sleeping_receivers, 1u);
+    }
+    EXPECT_LE(ch.stats().sleeping_receivers, 1u);
     Message m;
     expect_times_out([&](auto t) { return ch.recv_for(m, t); }, 50ms);
     for (std::uint64_t s = 0; s < 4; ++s) ASSERT_EQ(ch.send_for(make_msg(0, s), 1s), Status::ok);
@@ -245,7 +250,10 @@ TEST_P(CrossProcess, KilledSleepingSenderLeavesAUsableChannel) {
     ASSERT_TRUE(eventually([&] { return ch.stats().sleeping_senders == 1; }));
     victim.kill9();
     EXPECT_EQ(victim.wait_describe(), "signal 9");
-    EXPECT_EQ(ch.stats().sleeping_senders, 1u) << "the dead sender's announcement stays";
+    if (!detail::barrier_fallback()) {
+        EXPECT_EQ(ch.stats().sleeping_senders, 1u) << "the dead sender's announcement stays";
+    }
+    EXPECT_LE(ch.stats().sleeping_senders, 1u);
     Message m;
     for (int i = 0; i < 4; ++i) {
         ASSERT_EQ(ch.recv_for(m, 1s), Status::ok);
@@ -356,9 +364,7 @@ TEST(NamedChannelAccess, AnotherUidGetsEaccesOnA0600Channel) {
         expect(thrown([&] { (void)Channel::open_or_create(private_ch); }), eacces, "open_or_create 0600");
         expect(thrown([&] { (void)Channel::open(readable); }), eacces, "open 0644 (needs write access)");
         // Only the owner (or root) may remove a name in the sticky /dev/shm.
-        const std::string rm = thrown([&] { (void)Channel::remove(private_ch); });
-        if (rm != err(std::errc::operation_not_permitted) && rm != eacces)
-            failures += report(1, "remove 0600: got %s", rm.c_str());
+        expect(thrown([&] { (void)Channel::remove(private_ch); }), eacces, "remove somebody else's channel");
         // 0666 is open to everybody.
         try {
             Channel mine = Channel::open(shared);

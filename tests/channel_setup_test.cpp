@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <thread>
 
@@ -401,6 +402,54 @@ TEST(AnonymousChannel, NamedChannelsCanBeOpenedFromTheirDescriptor) {
     Channel a = Channel::create(n, mpmc8);
     Channel b = Channel::from_fd(a.fd());
     expect_connected(a, b, 3);
+}
+
+// ---------------------------------------------------------------------------
+// Mappings (ipc/mapping.hpp)
+
+TEST(SharedMapping, CreateMemfdIsZeroFilledCloexecAndSealedOnRequest) {
+    EXPECT_EQ(thrown([] { (void)Mapping::create_memfd("zero", 0); }), err(std::errc::invalid_argument));
+    for (bool seal : {false, true}) {
+        auto m = Mapping::create_memfd("plain", 10000, seal);
+        ASSERT_NE(m->data(), nullptr);
+        EXPECT_EQ(m->size(), 10000u);
+        EXPECT_TRUE(::fcntl(m->fd(), F_GETFD) & FD_CLOEXEC);
+        const auto* p = static_cast<const unsigned char*>(m->data());
+        EXPECT_EQ(std::count(p, p + m->size(), 0), 10000);
+        const int seals = ::fcntl(m->fd(), F_GET_SEALS);
+        EXPECT_EQ((seals & F_SEAL_SHRINK) != 0, seal);
+        EXPECT_EQ((seals & F_SEAL_GROW) != 0, seal);
+    }
+}
+
+TEST(SharedMapping, MapFdSharesTheBytesThroughItsOwnDescriptor) {
+    auto a = Mapping::create_memfd("share", 8192);
+    auto b = Mapping::map_fd(a->fd());
+    EXPECT_EQ(b->size(), 8192u);
+    EXPECT_NE(b->fd(), a->fd());
+    EXPECT_NE(b->data(), a->data()) << "a second mapping of the same pages";
+    static_cast<char*>(a->data())[4000] = 'x';
+    EXPECT_EQ(static_cast<const char*>(b->data())[4000], 'x');
+    EXPECT_EQ(thrown([] { (void)Mapping::map_fd(-1); }), err(std::errc::bad_file_descriptor));
+    const int empty = memfd_with({});
+    EXPECT_EQ(thrown([&] { (void)Mapping::map_fd(empty); }), err(std::errc::invalid_argument));
+    ::close(empty);
+}
+
+TEST(SharedMapping, AnAdoptedMappingLeavesUnmappingToItsOwner) {
+    auto inner = Mapping::create_memfd("owned", 4096);
+    bool released = false;
+    {
+        std::shared_ptr<void> owner(inner.get(), [&](void*) { released = true; });
+        Mapping adopted(inner->data(), inner->size(), inner->fd(), owner);
+        owner.reset();
+        EXPECT_EQ(adopted.data(), inner->data());
+        EXPECT_EQ(adopted.fd(), inner->fd());
+        EXPECT_FALSE(released);
+    }
+    EXPECT_TRUE(released) << "the owner is released with the mapping";
+    EXPECT_EQ(::fcntl(inner->fd(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC) << "and the descriptor was not closed";
+    static_cast<char*>(inner->data())[0] = 1;  // still mapped (ASan would catch an unmap)
 }
 
 // ---------------------------------------------------------------------------
