@@ -86,11 +86,23 @@ shm::ChannelControl* validate(void* mem, std::size_t avail) {
     return ctl;
 }
 
-// Adaptive spinning. A side spins while the peer is likely running on the
-// other CPU; the budget doubles after a spin that succeeded and halves after
-// one that failed, so when the peer shares our CPU (and cannot run while we
-// spin) it decays to the floor and we go straight to yield/sleep.
+// Adaptive spinning. On the target machines a cross-CPU wake costs about
+// 30 us while a spinning cross-CPU hand-off costs well under 1 us, so a
+// waiter spins first, for a budget learned per handle side:
+//
+//   spin succeeded            budget = max(budget, 2 x time spun), >= 1 us
+//   yield helped, or another
+//   task ran during it        budget = floor: the peer (or someone) needs
+//                             our CPU, and spinning only delays them
+//   slept, woken after t      t < limit: budget = t + t/4 (spinning that
+//                             long would have caught it); else halve
+//
+// All capped at the handle's limit (set_spin). The third rule is what lets
+// two sides that fell into sleeping on every hop climb back into spinning;
+// the second keeps the budget at the floor when both share one CPU.
 constexpr std::uint32_t spin_floor_ns = 200;
+// A sched_yield() that takes longer than this ran another task.
+constexpr auto yield_ran_someone = std::chrono::microseconds(2);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -100,25 +112,35 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// Relaxed loads and stores of the budget throughout: it is a per-process
+// heuristic, and a lost update only changes how long some call spins.
+void set_budget(std::atomic<std::uint32_t>& budget, std::int64_t ns, std::uint32_t limit) noexcept {
+    const std::int64_t clamped = std::clamp<std::int64_t>(ns, std::min(spin_floor_ns, limit), limit);
+    budget.store(static_cast<std::uint32_t>(clamped), std::memory_order_relaxed);
+}
+
+std::int64_t ns_since(Clock::time_point t) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
+}
+
+// Spins until ready() or the budget (or the deadline) runs out.
 template <class Ready>
-bool spin(std::atomic<std::uint32_t>& budget, std::uint32_t limit, Ready&& ready) noexcept {
-    // Relaxed: a per-process heuristic; a lost update only changes how long
-    // some call spins.
-    std::uint32_t b = std::min(budget.load(std::memory_order_relaxed), limit);
+bool spin(std::atomic<std::uint32_t>& budget, std::uint32_t limit, Clock::time_point start, const Deadline* deadline,
+          Ready&& ready) noexcept {
+    const std::uint32_t b = std::min(budget.load(std::memory_order_relaxed), limit);
     if (b == 0) return false;
-    const auto start = Clock::now();
+    auto until = start + std::chrono::nanoseconds(b);
+    if (deadline && *deadline < until) until = *deadline;
     for (;;) {
         for (int i = 0; i < 16; ++i) {
             if (ready()) {
-                budget.store(std::min(limit, std::max(b * 2, 1000u)), std::memory_order_relaxed);
+                set_budget(budget, std::max<std::int64_t>({b, 2 * ns_since(start), 1000}), limit);
                 return true;
             }
             cpu_relax();
         }
-        if (Clock::now() - start >= std::chrono::nanoseconds(b)) break;
+        if (Clock::now() >= until) return false;
     }
-    budget.store(std::max(b / 2, std::min(spin_floor_ns, limit)), std::memory_order_relaxed);
-    return false;
 }
 
 bool passed(const Deadline* d) noexcept { return d && Clock::now() >= *d; }
@@ -397,7 +419,8 @@ namespace {
 // The blocking protocol shared by send and receive. `attempt` performs the
 // non-blocking operation; anything but would_block ends the wait.
 //
-//   1. attempt; spin (adaptively) re-attempting; yield once; attempt.
+//   1. attempt; spin (adaptive budget, see spin()) re-attempting; yield
+//      once; attempt.
 //   2. announce: waiters += 1                          (W1)
 //   3. heavy_barrier()        pairs with light_barrier() of the waker
 //   4. s = seq (acquire, A3)  pairs with R3 of the waker
@@ -417,12 +440,20 @@ Status block(shm::WaitLine& wl, std::atomic<std::uint32_t>& budget, std::uint32_
              const Deadline* deadline, Attempt&& attempt) noexcept {
     Status s = attempt();
     if (s != Status::would_block) return s;
-    if (spin(budget, spin_limit, [&] { return (s = attempt()) != Status::would_block; })) return s;
+    const auto start = Clock::now();
+    if (spin(budget, spin_limit, start, deadline, [&] { return (s = attempt()) != Status::would_block; })) return s;
+    bool crowded = false;  // another task wanted our CPU
     if (spin_limit != 0) {
         // The peer may be runnable on this CPU: let it run before we pay for
         // a sleep and a wake.
+        const auto before = Clock::now();
         ::sched_yield();
-        if ((s = attempt()) != Status::would_block) return s;
+        crowded = Clock::now() - before > yield_ran_someone;
+        if ((s = attempt()) != Status::would_block) {
+            set_budget(budget, 0, spin_limit);
+            return s;
+        }
+        if (crowded) set_budget(budget, 0, spin_limit);
     }
     for (;;) {
         if (passed(deadline)) return Status::timed_out;
@@ -437,12 +468,24 @@ Status block(shm::WaitLine& wl, std::atomic<std::uint32_t>& budget, std::uint32_
         // Withdraw. Relaxed: a waker that still sees us costs one spurious
         // FUTEX_WAKE, nothing more.
         wl.waiters.fetch_sub(1, std::memory_order_relaxed);
-        if (s != Status::would_block) return s;
         // Always look once more after waking, even on timeout: a wake and a
         // timeout can race, and a message must not be left behind while we
         // report timed_out.
-        if ((s = attempt()) != Status::would_block) return s;
-        if (r == FutexResult::timed_out) return Status::timed_out;
+        if (s == Status::would_block) s = attempt();
+        if (s != Status::would_block) {
+            if (spin_limit != 0 && !crowded) {
+                const std::int64_t waited = ns_since(start);
+                if (waited < spin_limit)
+                    set_budget(budget, waited + waited / 4, spin_limit);
+                else
+                    set_budget(budget, budget.load(std::memory_order_relaxed) / 2, spin_limit);
+            }
+            return s;
+        }
+        if (r == FutexResult::timed_out) {
+            if (spin_limit != 0) set_budget(budget, budget.load(std::memory_order_relaxed) / 2, spin_limit);
+            return Status::timed_out;
+        }
     }
 }
 
