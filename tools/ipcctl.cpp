@@ -332,8 +332,10 @@ int cmd_acquire(const Global& g, const AcquireArgs& a) {
                         name + ": retry, or raise --timeout",
                     conflict_code);
     if (ec == ipc::proto::Result::would_block)
-        return fail("semaphore " + name + " has not " + permits_word(count) +
-                        " available now (--timeout 0): retry later, or wait with --timeout",
+        return fail("semaphore " + name + " has " +
+                        (count == 1 ? std::string("no permit") : "fewer than " + std::to_string(count) + " permits") +
+                        " free now (" + (a.nonblock ? "--nonblock" : "--timeout 0") +
+                        "): retry later, or wait with --timeout",
                     conflict_code);
     if (ec) return fail(ec, ctx);
 
