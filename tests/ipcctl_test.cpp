@@ -726,6 +726,24 @@ TEST_F(Ipcctl, InheritedSessionKeepsThePermitsAfterIpcctlIsKilled) {
     EXPECT_TRUE(all_free("demo", 3));
 }
 
+TEST_F(Ipcctl, ABackgroundProcessOfTheCommandKeepsThePermitsAfterIpcctlExits) {
+    create("demo", 3);
+    // sh leaves a cat behind that has the session (fd 3) and our stdin (as
+    // fd 9: an asynchronous list gets /dev/null for fd 0), then exits
+    // 127 itself (a status that must not be mistaken for "not found").
+    Child c = start({"acquire", "demo", "--", "/bin/sh", "-c",
+                     "exec 9<&0; cat <&9 >/dev/null 2>&1 & echo started; exit 127"});
+    ASSERT_EQ(c.read_line(), "started");
+    EXPECT_EQ(c.reap(), 127);
+
+    const auto st = stat_json("demo");
+    EXPECT_EQ(st["available"], 2) << st.dump();
+    EXPECT_EQ(st["holder_count"], 1) << st.dump();
+
+    c.close_stdin();  // the cat exits, and with it the session
+    EXPECT_TRUE(all_free("demo", 3));
+}
+
 TEST_F(Ipcctl, NoInheritKeepsTheSessionFromTheCommand) {
     create("demo", 3);
     auto o = ctl({"acquire", "--no-inherit", "demo", "--", "/bin/sh", "-c",

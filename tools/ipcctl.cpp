@@ -270,9 +270,15 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
     return out;
 }
 
-// Runs `argv` with `env`; returns its exit status, 128+N for signal N,
-// 126/127 when it cannot be started.
-int run_command(std::vector<std::string> argv, std::vector<std::string> env) {
+// How the command ended: its exit status (128+N for signal N), or that it
+// never started (status 126/127 then, like env(1) and timeout(1)).
+struct CommandResult {
+    int status;
+    bool started;
+};
+
+// Runs `argv` with `env`, forwarding termination signals, and waits for it.
+CommandResult run_command(std::vector<std::string> argv, std::vector<std::string> env) {
     auto c_argv = c_strings(argv);
     auto c_env = c_strings(env);
     std::fflush(stdout);
@@ -281,19 +287,17 @@ int run_command(std::vector<std::string> argv, std::vector<std::string> env) {
     install_forwarding();
     pid_t pid = 0;
     const int rc = posix_spawnp(&pid, c_argv[0], nullptr, nullptr, c_argv.data(), c_env.data());
-    if (rc != 0) {
-        if (rc == ENOENT)
-            return fail(argv[0] + ": command not found", exit_command_not_found);
-        return fail("cannot run " + argv[0] + ": " + std::strerror(rc), exit_cannot_run);
-    }
+    if (rc == ENOENT) return {fail(argv[0] + ": command not found", exit_command_not_found), false};
+    if (rc != 0) return {fail("cannot run " + argv[0] + ": " + std::strerror(rc), exit_cannot_run), false};
     publish_child(pid);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return fail(std::string("waiting for the command: ") + std::strerror(errno), exit_failure);
+        if (errno != EINTR)
+            return {fail(std::string("waiting for the command: ") + std::strerror(errno), exit_failure), true};
     }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return exit_signal_base + WTERMSIG(status);
-    return exit_failure;
+    if (WIFEXITED(status)) return {WEXITSTATUS(status), true};
+    if (WIFSIGNALED(status)) return {exit_signal_base + WTERMSIG(status), true};
+    return {exit_failure, true};
 }
 
 int cmd_acquire(const Global& g, const AcquireArgs& a) {
@@ -363,13 +367,14 @@ int cmd_acquire(const Global& g, const AcquireArgs& a) {
         {"IPCD_SOCKET", sock},
         {"IPC_SESSION_FD", session_fd},
     });
-    const int status = run_command(a.command, std::move(env));
+    const CommandResult result = run_command(a.command, std::move(env));
+    const int status = result.status;
 
     // Without inheritance this process is the only holder: give the permits
     // back now. With it, the command (or what it left running) may still hold
     // the session; the daemon frees the permits when its last descriptor
     // closes, which is this process's exit if nothing else has it.
-    if (!inherit || status == exit_command_not_found || status == exit_cannot_run) {
+    if (!inherit || !result.started) {
         if (inherit) {
             try {
                 session->set_inheritable(false);
@@ -378,7 +383,8 @@ int cmd_acquire(const Global& g, const AcquireArgs& a) {
         }
         (void)sem.release(count);  // a daemon gone away has freed them anyway
     }
-    if (a.verbose) std::fprintf(stderr, "ipcctl: %s exited with status %d\n", a.command[0].c_str(), status);
+    if (a.verbose && result.started)
+        std::fprintf(stderr, "ipcctl: %s exited with status %d\n", a.command[0].c_str(), status);
     return status;
 }
 
