@@ -387,12 +387,23 @@ bool Server::bind_listener() {
             log::line(log::err, "%s exists and is not a socket; remove it or choose another --socket", path.c_str());
             return false;
         }
-        UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-        const int r = probe ? ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) : -1;
-        if (r == 0 || errno == EAGAIN || errno == EINPROGRESS) {
+        // We hold the lock, so no ipcd is running here. A listener can still
+        // linger for a moment after its ipcd was killed (the kernel tears an
+        // io_uring down asynchronously, and its pending accept keeps the
+        // socket open), so only a listener that stays is taken for live.
+        int err = 0;
+        for (int attempt = 0; attempt < 50; ++attempt) {  // up to 1 s
+            UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+            const int r = probe ? ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) : -1;
+            err = r == 0 ? 0 : errno;
+            if (r != 0 && err != EAGAIN && err != EINPROGRESS) break;
+            ::usleep(20'000);
+        }
+        if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
             log::line(log::err, "another ipcd is already listening on %s", path.c_str());
             return false;
         }
+        errno = err;
         if (errno != ECONNREFUSED && errno != ENOENT) {
             log::line(log::err, "cannot check whether %s is in use: %s", path.c_str(), errstr(errno));
             return false;

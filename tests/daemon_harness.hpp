@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,9 +57,13 @@ inline std::error_code code(Result r) { return ipc::proto::make_error_code(r); }
 template <class F>
 pid_t spawn(F&& f) {
     std::fflush(nullptr);
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
+        // Never outlive the test (a failed assertion or a timeout kill).
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(97);
         int rc = 98;
         try {
             rc = f();
@@ -151,17 +156,13 @@ inline std::string make_temp_dir() {
     return tmpl;
 }
 
-struct DaemonOptions {
-    std::vector<std::string> args;  // extra arguments
-    std::string dir;                // empty: a fresh temporary directory, removed at the end
-    bool wait_ready = true;
-};
-
 class Daemon {
 public:
-    explicit Daemon(DaemonOptions o = {}) : opts_(std::move(o)) {
-        own_dir_ = opts_.dir.empty();
-        dir_ = own_dir_ ? make_temp_dir() : opts_.dir;
+    // Starts ipcd --socket DIR/ipcd.sock ARGS... and waits until it is ready.
+    // An empty `dir` means a fresh temporary directory, removed at the end.
+    explicit Daemon(std::vector<std::string> args = {}, std::string dir = {}) : args_(std::move(args)) {
+        own_dir_ = dir.empty();
+        dir_ = own_dir_ ? make_temp_dir() : dir;
         socket_ = dir_ + "/ipcd.sock";
         log_ = dir_ + "/ipcd.log." + std::to_string(++starts());
         start();
@@ -222,10 +223,13 @@ private:
         if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
             throw std::runtime_error("cannot bind notify socket " + notify);
         std::vector<std::string> argv{IPCD_PATH, "--socket", socket_};
-        argv.insert(argv.end(), opts_.args.begin(), opts_.args.end());
+        argv.insert(argv.end(), args_.begin(), args_.end());
         std::fflush(nullptr);
+        const pid_t parent = ::getpid();
         pid_ = ::fork();
         if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned daemons if the test is killed
+            if (::getppid() != parent) ::_exit(97);
             const int lfd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             ::dup2(lfd, 2);
             ::setenv("NOTIFY_SOCKET", notify.c_str(), 1);
@@ -237,10 +241,6 @@ private:
             args.push_back(nullptr);
             ::execv(args[0], args.data());
             ::_exit(127);
-        }
-        if (!opts_.wait_ready) {
-            ::close(nfd);
-            return;
         }
         // Ready when it says READY=1; failed if it exits first.
         const int pfd = pidfd_open(pid_);
@@ -257,7 +257,7 @@ private:
         }
     }
 
-    DaemonOptions opts_;
+    std::vector<std::string> args_;
     bool own_dir_ = true;
     std::string dir_, socket_, log_;
     pid_t pid_ = -1;
@@ -350,8 +350,10 @@ struct RawSession {
     bool wait_hangup(std::chrono::milliseconds timeout = 10s) const {
         pollfd p{sock, POLLIN | POLLRDHUP, 0};
         if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        // EOF, or ECONNRESET when the daemon closed with our bytes unread.
         char c;
-        return ::recv(sock, &c, 1, MSG_DONTWAIT) == 0;
+        const ssize_t n = ::recv(sock, &c, 1, MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno == ECONNRESET);
     }
 
     ipc::shm::ChannelControl* request_control() {

@@ -10,3 +10,5 @@ function(ipcd_add_test name label)
 endfunction()
 
 ipcd_add_test(daemon_ops_test integration)
+ipcd_add_test(daemon_session_test integration)
+ipcd_add_test(daemon_hostile_test integration)
