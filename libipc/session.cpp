@@ -6,7 +6,10 @@
 //   - At most ring_capacity requests are in flight per session (callers
 //     beyond that wait for a slot), so the reply ring can always hold every
 //     answer the daemon owes us even if nobody is reading: a well-behaved
-//     client is never dropped for a full reply ring.
+//     client is never dropped for a full reply ring. Acquires that may wait
+//     get only three quarters of the slots: the rest stay free for requests
+//     the daemon answers at once, so a release can always be sent, even
+//     while a crowd of threads waits for the permits it gives back.
 //   - send_mu_ makes the request ring single-producer.
 //   - Replies are demultiplexed by request id. One waiting thread at a time
 //     is the receiver: it sleeps on the reply ring in slices of 50 ms,
@@ -93,7 +96,8 @@ struct Session::Impl {
     Channel requests;  // we are its only sender (send_mu)
     Channel replies;   // we are its only receiver (the receiver role)
     std::uint32_t id = 0;
-    std::uint32_t max_inflight = 1;
+    std::uint32_t max_inflight = 1;  // requests in flight
+    std::uint32_t max_waiting = 1;   // of which acquires that may wait
 
     std::mutex send_mu;
     std::mutex mu;  // guards everything below
@@ -101,6 +105,7 @@ struct Session::Impl {
     std::unordered_map<std::uint64_t, Pending*> pending;
     std::uint64_t next_id = 1;
     std::uint32_t inflight = 0;
+    std::uint32_t waiting = 0;
     bool receiving = false;
     std::error_code dead;  // once set, every call fails with it
 
@@ -271,6 +276,7 @@ std::shared_ptr<Session> Session::connect(std::string_view socket_path) {
     }
     impl->id = hello.session_id;
     impl->max_inflight = std::min(impl->requests.capacity(), impl->replies.capacity());
+    impl->max_waiting = impl->max_inflight > 1 ? impl->max_inflight - std::max(1u, impl->max_inflight / 4) : 1;
     return std::shared_ptr<Session>(new Session(std::move(impl)));
 }
 
@@ -278,9 +284,13 @@ std::error_code Session::call(Message req, Message& reply) noexcept {
     Impl& s = *impl_;
     Impl::Pending p;
     std::uint64_t id;
+    // An acquire with a timeout may sit in the daemon indefinitely.
+    const bool may_wait = req.label() == static_cast<std::uint32_t>(Op::acquire) && req.mr[3] != 0;
     {
         std::unique_lock lk(s.mu);
-        s.slot_cv.wait(lk, [&] { return s.dead || s.inflight < s.max_inflight; });
+        s.slot_cv.wait(lk, [&] {
+            return s.dead || (s.inflight < s.max_inflight && (!may_wait || s.waiting < s.max_waiting));
+        });
         if (s.dead) return s.dead;
         id = s.next_id++;
         try {
@@ -289,6 +299,7 @@ std::error_code Session::call(Message req, Message& reply) noexcept {
             return errno_code(ENOMEM);
         }
         ++s.inflight;
+        if (may_wait) ++s.waiting;
     }
     req.mr[0] = id;
     std::error_code ec = s.send(req);
@@ -310,7 +321,8 @@ std::error_code Session::call(Message req, Message& reply) noexcept {
     }
     s.pending.erase(id);
     --s.inflight;
-    s.slot_cv.notify_one();
+    if (may_wait) --s.waiting;
+    s.slot_cv.notify_all();  // callers wait for different kinds of slot
     if (!s.receiving) s.hand_off();
     if (ec) return ec;
     reply = p.reply;

@@ -27,7 +27,7 @@ void ring_doorbell(RawSession& raw) {
     ::syscall(SYS_futex, &ctl->not_empty.seq, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
-class Hostile : public ::testing::Test {
+class IpcdHostile : public ::testing::Test {
 protected:
     Daemon d;
     std::shared_ptr<Session> good = d.connect();
@@ -41,7 +41,7 @@ protected:
     }
 };
 
-TEST_F(Hostile, JunkBytesOnTheSocketDropOnlyThatSession) {
+TEST_F(IpcdHostile, JunkBytesOnTheSocketDropOnlyThatSession) {
     auto raw = RawSession::connect(d.socket());
     auto h = raw->call(named_request(Op::open, "victim"));
     ASSERT_TRUE(h);
@@ -55,7 +55,7 @@ TEST_F(Hostile, JunkBytesOnTheSocketDropOnlyThatSession) {
     expect_good_client_works();  // and the permit the offender held came back
 }
 
-TEST_F(Hostile, JunkBeforeTheHandshakeIsReadIsHarmless) {
+TEST_F(IpcdHostile, JunkBeforeTheHandshakeIsReadIsHarmless) {
     for (int i = 0; i < 20; ++i) {
         const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un addr{};
@@ -70,7 +70,7 @@ TEST_F(Hostile, JunkBeforeTheHandshakeIsReadIsHarmless) {
     EXPECT_TRUE(eventually([&] { return good->status().sessions == 1; }));
 }
 
-TEST_F(Hostile, ConnectionChurnLeavesNoSessionsBehind) {
+TEST_F(IpcdHostile, ConnectionChurnLeavesNoSessionsBehind) {
     for (int i = 0; i < 200; ++i) {
         if (i % 2) {
             auto raw = RawSession::connect(d.socket());  // handshake, then hang up
@@ -87,7 +87,7 @@ TEST_F(Hostile, ConnectionChurnLeavesNoSessionsBehind) {
     expect_good_client_works();
 }
 
-TEST_F(Hostile, CorruptedRingIndicesDropOnlyThatSession) {
+TEST_F(IpcdHostile, CorruptedRingIndicesDropOnlyThatSession) {
     auto raw = RawSession::connect(d.socket());
     auto h = raw->call(named_request(Op::open, "victim"));
     ASSERT_TRUE(h);
@@ -103,7 +103,7 @@ TEST_F(Hostile, CorruptedRingIndicesDropOnlyThatSession) {
     expect_good_client_works();
 }
 
-TEST_F(Hostile, ScribblingOverTheWholeSegmentHurtsNobodyElse) {
+TEST_F(IpcdHostile, ScribblingOverTheWholeSegmentHurtsNobodyElse) {
     std::mt19937_64 rng(42);
     for (int round = 0; round < 10; ++round) {
         auto raw = RawSession::connect(d.socket());
@@ -118,14 +118,14 @@ TEST_F(Hostile, ScribblingOverTheWholeSegmentHurtsNobodyElse) {
     EXPECT_TRUE(eventually([&] { return good->status().sessions == 1; }));
 }
 
-TEST_F(Hostile, ClosingTheRequestRingIsAViolation) {
+TEST_F(IpcdHostile, ClosingTheRequestRingIsAViolation) {
     auto raw = RawSession::connect(d.socket());
     raw->requests.close();
     EXPECT_TRUE(raw->wait_hangup());
     expect_good_client_works();
 }
 
-TEST_F(Hostile, GarbageMessagesGetErrorRepliesAndTheSessionLives) {
+TEST_F(IpcdHostile, GarbageMessagesGetErrorRepliesAndTheSessionLives) {
     auto raw = RawSession::connect(d.socket());
     Message m = ipc::proto::request(Op::status, 0);
     m.tag |= 0xFFFFull << 16;  // reserved bits
@@ -153,7 +153,7 @@ TEST_F(Hostile, GarbageMessagesGetErrorRepliesAndTheSessionLives) {
     expect_good_client_works();
 }
 
-TEST_F(Hostile, AClientThatNeverReadsItsRepliesIsDropped) {
+TEST_F(IpcdHostile, AClientThatNeverReadsItsRepliesIsDropped) {
     auto raw = RawSession::connect(d.socket());
     const Message m = ipc::proto::request(Op::status, 0);
     int sent = 0;
@@ -166,7 +166,7 @@ TEST_F(Hostile, AClientThatNeverReadsItsRepliesIsDropped) {
     expect_good_client_works();
 }
 
-TEST_F(Hostile, AFloodOfRequestsDoesNotStarveOthers) {
+TEST_F(IpcdHostile, AFloodOfRequestsDoesNotStarveOthers) {
     // Flooders keep their request rings full and drain their replies, as
     // fast as they can, until the well-behaved client is done.
     auto* shared = static_cast<std::atomic<long>*>(

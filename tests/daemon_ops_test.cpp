@@ -14,7 +14,7 @@ using namespace ipcd_test;
 using ipc::Semaphore;
 using ipc::Session;
 
-class Ops : public ::testing::Test {
+class IpcdOps : public ::testing::Test {
 protected:
     Daemon d;
     std::shared_ptr<Session> s = d.connect();
@@ -22,7 +22,7 @@ protected:
 
 // --- connecting --------------------------------------------------------------
 
-TEST(Connect, NoDaemonSaysSoWithTheErrno) {
+TEST(IpcdConnect, NoDaemonSaysSoWithTheErrno) {
     const std::string dir = make_temp_dir();
     try {
         Session::connect(dir + "/none.sock");
@@ -49,7 +49,7 @@ TEST(Connect, NoDaemonSaysSoWithTheErrno) {
     std::filesystem::remove_all(dir);
 }
 
-TEST(Connect, DefaultPathHonoursEnvironment) {
+TEST(IpcdConnect, DefaultPathHonoursEnvironment) {
     ::setenv("IPCD_SOCKET", "/tmp/x/ipcd.sock", 1);
     EXPECT_EQ(Session::default_socket_path(), "/tmp/x/ipcd.sock");
     ::unsetenv("IPCD_SOCKET");
@@ -58,7 +58,7 @@ TEST(Connect, DefaultPathHonoursEnvironment) {
     }
 }
 
-TEST_F(Ops, SessionsAreDistinctAndCounted) {
+TEST_F(IpcdOps, SessionsAreDistinctAndCounted) {
     auto s2 = d.connect();
     EXPECT_NE(s->id(), 0u);
     EXPECT_NE(s->id(), s2->id());
@@ -82,7 +82,7 @@ TEST_F(Ops, SessionsAreDistinctAndCounted) {
 
 // --- create / open / acquire / release ---------------------------------------------
 
-TEST_F(Ops, CreateAcquireStatRelease) {
+TEST_F(IpcdOps, CreateAcquireStatRelease) {
     auto sem = Semaphore::create(s, "db", 3, 0640);
     EXPECT_TRUE(sem.valid());
     EXPECT_EQ(sem.name(), "db");
@@ -114,7 +114,7 @@ TEST_F(Ops, CreateAcquireStatRelease) {
     EXPECT_EQ(sem.stat(false).available, 3u);
 }
 
-TEST_F(Ops, CreateErrors) {
+TEST_F(IpcdOps, CreateErrors) {
     auto sem = Semaphore::create(s, "x", 1);
     try {
         Semaphore::create(s, "x", 1);
@@ -146,7 +146,7 @@ TEST_F(Ops, CreateErrors) {
     EXPECT_EQ(longest.stat(false).name, std::string(32, 'L'));
 }
 
-TEST_F(Ops, AcquireErrors) {
+TEST_F(IpcdOps, AcquireErrors) {
     auto sem = Semaphore::create(s, "a", 2);
     EXPECT_EQ(sem.acquire(0), code(Result::invalid_argument));
     EXPECT_EQ(sem.acquire(3), code(Result::too_many));
@@ -164,7 +164,7 @@ TEST_F(Ops, AcquireErrors) {
     EXPECT_EQ(empty.release(), code(Result::bad_handle));
 }
 
-TEST_F(Ops, ReleaseBelongsToTheSessionThatAcquired) {
+TEST_F(IpcdOps, ReleaseBelongsToTheSessionThatAcquired) {
     auto a = Semaphore::create(s, "own", 2);
     auto s2 = d.connect();
     auto b = Semaphore::open(s2, "own");
@@ -175,7 +175,7 @@ TEST_F(Ops, ReleaseBelongsToTheSessionThatAcquired) {
     EXPECT_FALSE(a2.release(1));
 }
 
-TEST_F(Ops, AcquireForTimesOut) {
+TEST_F(IpcdOps, AcquireForTimesOut) {
     auto sem = Semaphore::create(s, "t", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -189,7 +189,7 @@ TEST_F(Ops, AcquireForTimesOut) {
     EXPECT_EQ(sem.stat(false).waiter_count, 0u);
 }
 
-TEST_F(Ops, AcquireForSucceedsWhenReleasedInTime) {
+TEST_F(IpcdOps, AcquireForSucceedsWhenReleasedInTime) {
     auto sem = Semaphore::create(s, "t", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -201,7 +201,7 @@ TEST_F(Ops, AcquireForSucceedsWhenReleasedInTime) {
     EXPECT_GT(other.fencing_token(), sem.fencing_token());
 }
 
-TEST_F(Ops, GrantsFollowArrivalOrderAcrossSessions) {
+TEST_F(IpcdOps, GrantsFollowArrivalOrderAcrossSessions) {
     auto sem = Semaphore::create(s, "fifo", 1);
     ASSERT_FALSE(sem.acquire());
     constexpr int n = 5;
@@ -229,7 +229,7 @@ TEST_F(Ops, GrantsFollowArrivalOrderAcrossSessions) {
     for (int i = 1; i < n; ++i) EXPECT_GT(sems[i].fencing_token(), sems[i - 1].fencing_token()) << i;
 }
 
-TEST_F(Ops, BigWaiterAtTheHeadBlocksSmallerOnesBehindIt) {
+TEST_F(IpcdOps, BigWaiterAtTheHeadBlocksSmallerOnesBehindIt) {
     auto sem = Semaphore::create(s, "strict", 3);
     ASSERT_FALSE(sem.acquire(2));  // 1 left
     auto s2 = d.connect(), s3 = d.connect();
@@ -248,7 +248,7 @@ TEST_F(Ops, BigWaiterAtTheHeadBlocksSmallerOnesBehindIt) {
     EXPECT_GT(small.fencing_token(), big.fencing_token());
 }
 
-TEST_F(Ops, ListAndSessionStat) {
+TEST_F(IpcdOps, ListAndSessionStat) {
     auto b = Semaphore::create(s, "bravo", 2);
     auto a = Semaphore::create(s, "alpha", 1, 0644, /*persist=*/false);
     ASSERT_FALSE(b.acquire());
@@ -264,7 +264,7 @@ TEST_F(Ops, ListAndSessionStat) {
     EXPECT_EQ(s->status().semaphores, 2u);
 }
 
-TEST_F(Ops, RemoveAnswersWaitersAndEndsHolders) {
+TEST_F(IpcdOps, RemoveAnswersWaitersAndEndsHolders) {
     auto sem = Semaphore::create(s, "gone", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -282,7 +282,7 @@ TEST_F(Ops, RemoveAnswersWaitersAndEndsHolders) {
     EXPECT_EQ(again.stat(false).available, 5u);
 }
 
-TEST_F(Ops, DroppingAHandleKeepsItsPermitsUntilTheSessionEnds) {
+TEST_F(IpcdOps, DroppingAHandleKeepsItsPermitsUntilTheSessionEnds) {
     {
         auto sem = Semaphore::create(s, "kept", 1);
         ASSERT_FALSE(sem.acquire());
@@ -294,7 +294,7 @@ TEST_F(Ops, DroppingAHandleKeepsItsPermitsUntilTheSessionEnds) {
     EXPECT_FALSE(other.acquire_for(1, 10s));
 }
 
-TEST_F(Ops, GuardAcquiresAndReleases) {
+TEST_F(IpcdOps, GuardAcquiresAndReleases) {
     auto sem = Semaphore::create(s, "g", 2);
     {
         ipc::SemaphoreGuard g(sem, 2);
@@ -305,7 +305,7 @@ TEST_F(Ops, GuardAcquiresAndReleases) {
     EXPECT_EQ(sem.stat(false).available, 2u);
 }
 
-TEST_F(Ops, RawCallsGetErrorsForBadRequests) {
+TEST_F(IpcdOps, RawCallsGetErrorsForBadRequests) {
     ipc::Message rep;
     EXPECT_EQ(s->call(ipc::proto::request(static_cast<ipc::proto::Op>(77), 0), rep), code(Result::unknown_op));
     EXPECT_EQ(rep.label(), 77u);
@@ -321,13 +321,13 @@ TEST_F(Ops, RawCallsGetErrorsForBadRequests) {
     EXPECT_EQ(s->status().sessions, 1u);
 }
 
-TEST_F(Ops, ErrorMessagesDescribeTheResult) {
+TEST_F(IpcdOps, ErrorMessagesDescribeTheResult) {
     EXPECT_EQ(code(Result::over_release).message(), ipc::proto::describe(Result::over_release));
     EXPECT_EQ(code(Result::limit).message(), "a per-user limit of the daemon was reached");
 }
 
 // An idle daemon sleeps: no CPU while a session is open and a wait has no deadline.
-TEST_F(Ops, IdleDaemonUsesNoCpu) {
+TEST_F(IpcdOps, IdleDaemonUsesNoCpu) {
     auto sem = Semaphore::create(s, "idle", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -385,7 +385,7 @@ private:
     int fd_ = -1;
 };
 
-TEST(Handshake, ClientRejectsAnotherProtocolVersion) {
+TEST(IpcdHandshake, ClientRejectsAnotherProtocolVersion) {
     FakeDaemon f;
     auto t = f.answer({ipc::proto::hello_magic, ipc::proto::version + 1, 7, 0, 4096});
     try {
@@ -398,7 +398,7 @@ TEST(Handshake, ClientRejectsAnotherProtocolVersion) {
     t.join();
 }
 
-TEST(Handshake, ClientRejectsBadMagic) {
+TEST(IpcdHandshake, ClientRejectsBadMagic) {
     FakeDaemon f;
     auto t = f.answer({0x12345678, ipc::proto::version, 7, 0, 4096});
     try {
@@ -410,7 +410,7 @@ TEST(Handshake, ClientRejectsBadMagic) {
     t.join();
 }
 
-TEST(Handshake, ClientReportsARefusal) {
+TEST(IpcdHandshake, ClientReportsARefusal) {
     FakeDaemon f;
     auto t = f.answer({ipc::proto::hello_magic, ipc::proto::version, 0, static_cast<std::uint32_t>(Result::limit), 0});
     try {
@@ -422,7 +422,7 @@ TEST(Handshake, ClientReportsARefusal) {
     t.join();
 }
 
-TEST(Handshake, ClientRejectsAHelloWithoutSegment) {
+TEST(IpcdHandshake, ClientRejectsAHelloWithoutSegment) {
     FakeDaemon f;
     auto t = f.answer({ipc::proto::hello_magic, ipc::proto::version, 3, 0, 4096});
     try {
@@ -436,7 +436,7 @@ TEST(Handshake, ClientRejectsAHelloWithoutSegment) {
 
 // --- the segment the daemon hands out ------------------------------------------------
 
-TEST_F(Ops, SessionSegmentIsSealedAndDescribed) {
+TEST_F(IpcdOps, SessionSegmentIsSealedAndDescribed) {
     auto raw = RawSession::connect(d.socket());
     EXPECT_EQ(raw->hello.magic, ipc::proto::hello_magic);
     EXPECT_EQ(raw->hello.version, ipc::proto::version);

@@ -22,7 +22,7 @@ void become(uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
         throw std::runtime_error("cannot drop privileges");
 }
 
-class Life : public ::testing::Test {
+class IpcdLife : public ::testing::Test {
 protected:
     void SetUp() override {
         if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to other uids";
@@ -33,7 +33,7 @@ protected:
 
 // --- a session ends with its last descriptor -----------------------------------
 
-TEST_F(Life, KillNineOfAHolderGivesItsPermitsBack) {
+TEST_F(IpcdLife, KillNineOfAHolderGivesItsPermitsBack) {
     auto sem = Semaphore::create(s, "k", 2);
     Pipe ready;
     const pid_t child = spawn([&] {
@@ -56,7 +56,7 @@ TEST_F(Life, KillNineOfAHolderGivesItsPermitsBack) {
     EXPECT_NE(d.log().find("gave back 2 permits on 1 semaphores"), std::string::npos);
 }
 
-TEST_F(Life, KillNineOfAWaiterRemovesItsWait) {
+TEST_F(IpcdLife, KillNineOfAWaiterRemovesItsWait) {
     auto sem = Semaphore::create(s, "w", 1);
     ASSERT_FALSE(sem.acquire());
     const pid_t child = spawn([&] {
@@ -74,7 +74,7 @@ TEST_F(Life, KillNineOfAWaiterRemovesItsWait) {
     EXPECT_EQ(s->status().waiting, 0u);
 }
 
-TEST_F(Life, AForkedChildKeepsTheSessionsPermitsUntilItExits) {
+TEST_F(IpcdLife, AForkedChildKeepsTheSessionsPermitsUntilItExits) {
     auto observer = d.connect();
     Pipe go;
     pid_t child;
@@ -95,7 +95,7 @@ TEST_F(Life, AForkedChildKeepsTheSessionsPermitsUntilItExits) {
     EXPECT_FALSE(osem.acquire_for(1, 10s)) << "the permit came back when the last descriptor closed";
 }
 
-TEST_F(Life, AnExecedCommandInheritsTheSessionWhenAsked) {
+TEST_F(IpcdLife, AnExecedCommandInheritsTheSessionWhenAsked) {
     auto observer = d.connect();
     Pipe stdin_pipe;
     pid_t child;
@@ -119,7 +119,7 @@ TEST_F(Life, AnExecedCommandInheritsTheSessionWhenAsked) {
 
 // --- the daemon's death and stop ---------------------------------------------------
 
-TEST_F(Life, SigtermAnswersWaitersStoppingAndExitsZero) {
+TEST_F(IpcdLife, SigtermAnswersWaitersStoppingAndExitsZero) {
     auto sem = Semaphore::create(s, "stop", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -134,15 +134,15 @@ TEST_F(Life, SigtermAnswersWaitersStoppingAndExitsZero) {
     EXPECT_FALSE(std::filesystem::exists(d.socket())) << "the socket file goes with the daemon";
 }
 
-TEST_F(Life, SigintStopsToo) { EXPECT_EQ(d.terminate(SIGINT), 0); }
+TEST_F(IpcdLife, SigintStopsToo) { EXPECT_EQ(d.terminate(SIGINT), 0); }
 
-TEST_F(Life, SighupIsLoggedAndIgnored) {
+TEST_F(IpcdLife, SighupIsLoggedAndIgnored) {
     ::kill(d.pid(), SIGHUP);
     ASSERT_TRUE(eventually([&] { return d.log().find("SIGHUP") != std::string::npos; }));
     EXPECT_EQ(s->status().sessions, 1u);
 }
 
-TEST_F(Life, AKilledDaemonMakesCallsFailFast) {
+TEST_F(IpcdLife, AKilledDaemonMakesCallsFailFast) {
     auto sem = Semaphore::create(s, "dead", 1);
     ASSERT_FALSE(sem.acquire());
     auto s2 = d.connect();
@@ -166,7 +166,7 @@ TEST_F(Life, AKilledDaemonMakesCallsFailFast) {
 
 // --- the socket file ---------------------------------------------------------------
 
-TEST(SocketFile, AStaleSocketIsReplacedAndALiveOneRefused) {
+TEST(IpcdSocketFile, AStaleSocketIsReplacedAndALiveOneRefused) {
     const std::string dir = make_temp_dir();
     {
         Daemon first({}, dir);
@@ -185,7 +185,7 @@ TEST(SocketFile, AStaleSocketIsReplacedAndALiveOneRefused) {
     std::filesystem::remove_all(dir);
 }
 
-TEST(SocketFile, RefusesWhenSomethingElseListens) {
+TEST(IpcdSocketFile, RefusesWhenSomethingElseListens) {
     const std::string dir = make_temp_dir();
     const std::string path = dir + "/ipcd.sock";
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -208,7 +208,7 @@ TEST(SocketFile, RefusesWhenSomethingElseListens) {
     std::filesystem::remove_all(dir);
 }
 
-TEST(CommandLine, HelpVersionAndMisuse) {
+TEST(IpcdCommandLine, HelpVersionAndMisuse) {
     const std::string dir = make_temp_dir();
     auto [rc, out] = run_ipcd({"--help"}, dir + "/help");
     EXPECT_EQ(rc, 0);
@@ -228,7 +228,7 @@ TEST(CommandLine, HelpVersionAndMisuse) {
 
 // --- credentials and permissions -------------------------------------------------------
 
-TEST_F(Life, PermissionsFollowTheModeBitsForOtherUsers) {
+TEST_F(IpcdLife, PermissionsFollowTheModeBitsForOtherUsers) {
     auto priv = Semaphore::create(s, "priv", 1, 0600);
     auto readable = Semaphore::create(s, "readable", 1, 0604);
     auto shared = Semaphore::create(s, "shared", 1, 0606);
@@ -274,7 +274,7 @@ TEST_F(Life, PermissionsFollowTheModeBitsForOtherUsers) {
     Semaphore::remove(*s, "nobodys");  // root may remove anything
 }
 
-TEST_F(Life, GroupClassUsesSupplementaryGroups) {
+TEST_F(IpcdLife, GroupClassUsesSupplementaryGroups) {
     // Owned by uid 1234, group 4242: created by a process with those ids.
     const std::string sock = d.socket();
     const pid_t creator = spawn([&] {
@@ -308,7 +308,7 @@ TEST_F(Life, GroupClassUsesSupplementaryGroups) {
 
 // --- per-user limits ---------------------------------------------------------------------
 
-TEST(Limits, PerUserSessionsSemaphoresAndWaits) {
+TEST(IpcdLimits, PerUserSessionsSemaphoresAndWaits) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to another uid";
     Daemon d({"--max-sessions-per-user", "3", "--max-semaphores-per-user", "2", "--max-waits-per-user", "1"});
     auto root = d.connect();
@@ -367,7 +367,7 @@ TEST(Limits, PerUserSessionsSemaphoresAndWaits) {
 
 // --- persistent semaphores ---------------------------------------------------------------
 
-TEST(State, PersistentSemaphoresSurviveARestartWithLargerTokens) {
+TEST(IpcdState, PersistentSemaphoresSurviveARestartWithLargerTokens) {
     const std::string dir = make_temp_dir();
     const std::string state = dir + "/state.json";
     std::uint64_t token = 0;

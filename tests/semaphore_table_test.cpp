@@ -20,7 +20,7 @@ namespace proto = ipc::proto;
 
 constexpr std::int64_t ms = 1'000'000;
 
-class TableTest : public ::testing::Test {
+class SemaphoreTableTest : public ::testing::Test {
 protected:
     ipcd::Limits limits() {
         ipcd::Limits l;
@@ -106,7 +106,7 @@ protected:
     }
 };
 
-TEST_F(TableTest, CreateOpenAcquireReleaseRoundTrip) {
+TEST_F(SemaphoreTableTest, CreateOpenAcquireReleaseRoundTrip) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     const auto h = create(1, "db", 3, 0640);
     EXPECT_NE(h, 0u);
@@ -130,7 +130,7 @@ TEST_F(TableTest, CreateOpenAcquireReleaseRoundTrip) {
     EXPECT_EQ(available(stat(1, h)), 2u);
 }
 
-TEST_F(TableTest, TokensGrowWithEveryGrant) {
+TEST_F(SemaphoreTableTest, TokensGrowWithEveryGrant) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     const auto h = create(1, "t", 2);
     std::uint64_t last = 0;
@@ -144,7 +144,7 @@ TEST_F(TableTest, TokensGrowWithEveryGrant) {
     EXPECT_EQ(stat(1, h).mr[6], last);
 }
 
-TEST_F(TableTest, CreateRejectsBadArguments) {
+TEST_F(SemaphoreTableTest, CreateRejectsBadArguments) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     EXPECT_EQ(result(call(1, named(Op::create, "a", proto::pack(0, 0600)))), Result::invalid_argument);
     EXPECT_EQ(result(call(1, named(Op::create, "a", proto::pack(1, 01000)))), Result::invalid_argument);
@@ -159,7 +159,7 @@ TEST_F(TableTest, CreateRejectsBadArguments) {
     EXPECT_EQ(result(call(1, named(Op::create, "a", proto::pack(1, 0600)))), Result::exists);
 }
 
-TEST_F(TableTest, OpenSameNameTwiceSharesOneHandle) {
+TEST_F(SemaphoreTableTest, OpenSameNameTwiceSharesOneHandle) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     const auto h = create(1, "s", 2);
     EXPECT_EQ(open(1, "s"), h);
@@ -174,7 +174,7 @@ TEST_F(TableTest, OpenSameNameTwiceSharesOneHandle) {
     EXPECT_EQ(result(stat(1, h)), Result::bad_handle);
 }
 
-TEST_F(TableTest, AcquireArgumentChecks) {
+TEST_F(SemaphoreTableTest, AcquireArgumentChecks) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     const auto h = create(1, "s", 2);
     EXPECT_EQ(result(call(1, req(Op::acquire, h, 0, 0))), Result::invalid_argument);
@@ -186,7 +186,7 @@ TEST_F(TableTest, AcquireArgumentChecks) {
     EXPECT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::would_block);
 }
 
-TEST_F(TableTest, ReleaseMoreThanHeldChangesNothing) {
+TEST_F(SemaphoreTableTest, ReleaseMoreThanHeldChangesNothing) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, alice), Result::ok);
     const auto h1 = create(1, "s", 3);
@@ -202,7 +202,7 @@ TEST_F(TableTest, ReleaseMoreThanHeldChangesNothing) {
     EXPECT_EQ(available(stat(1, h1)), 2u);
 }
 
-TEST_F(TableTest, GrantsAreStrictlyFifo) {
+TEST_F(SemaphoreTableTest, GrantsAreStrictlyFifo) {
     for (SessionId s = 1; s <= 4; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
     const auto h = create(1, "f", 3);
     std::uint64_t hs[5] = {0, h, open(2, "f"), open(3, "f"), open(4, "f")};
@@ -228,7 +228,7 @@ TEST_F(TableTest, GrantsAreStrictlyFifo) {
     EXPECT_GT(gb->mr[2], ga->mr[2]) << "tokens follow grant order";
 }
 
-TEST_F(TableTest, ReleaseGrantsSeveralWaitersInOrder) {
+TEST_F(SemaphoreTableTest, ReleaseGrantsSeveralWaitersInOrder) {
     for (SessionId s = 1; s <= 4; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
     const auto h = create(1, "m", 3);
     ASSERT_EQ(result(call(1, req(Op::acquire, h, 3, 0))), Result::ok);
@@ -242,7 +242,7 @@ TEST_F(TableTest, ReleaseGrantsSeveralWaitersInOrder) {
     EXPECT_FALSE(answer_for(4, w4)) << "1 left, the head wants 2";
 }
 
-TEST_F(TableTest, TimedWaitExpiresAndUnblocksThoseBehind) {
+TEST_F(SemaphoreTableTest, TimedWaitExpiresAndUnblocksThoseBehind) {
     for (SessionId s = 1; s <= 3; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
     const auto h = create(1, "t", 2);
     ASSERT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::ok);  // 1 left
@@ -266,7 +266,7 @@ TEST_F(TableTest, TimedWaitExpiresAndUnblocksThoseBehind) {
     EXPECT_EQ(t.waiting_count(), 0u);
 }
 
-TEST_F(TableTest, HugeTimeoutSaturatesInsteadOfOverflowing) {
+TEST_F(SemaphoreTableTest, HugeTimeoutSaturatesInsteadOfOverflowing) {
     ASSERT_EQ(t.add_session(1, root), Result::ok);
     ASSERT_EQ(t.add_session(2, root), Result::ok);
     const auto h = create(1, "h", 1);
@@ -283,7 +283,7 @@ TEST_F(TableTest, HugeTimeoutSaturatesInsteadOfOverflowing) {
     EXPECT_EQ(t.waiting_count(), 1u);
 }
 
-TEST_F(TableTest, RemoveAnswersWaitersAndDropsHolders) {
+TEST_F(SemaphoreTableTest, RemoveAnswersWaitersAndDropsHolders) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, alice), Result::ok);
     ASSERT_EQ(t.add_session(3, bob), Result::ok);
@@ -308,14 +308,14 @@ TEST_F(TableTest, RemoveAnswersWaitersAndDropsHolders) {
     EXPECT_EQ(t.waiting_count(), 0u);
 }
 
-TEST_F(TableTest, RootRemovesAnything) {
+TEST_F(SemaphoreTableTest, RootRemovesAnything) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, root), Result::ok);
     create(1, "x", 1);
     EXPECT_EQ(result(call(2, named(Op::remove, "x"))), Result::ok);
 }
 
-TEST_F(TableTest, PermissionClassesLikeFiles) {
+TEST_F(SemaphoreTableTest, PermissionClassesLikeFiles) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, bob), Result::ok);
     ASSERT_EQ(t.add_session(3, carol), Result::ok);
@@ -337,7 +337,7 @@ TEST_F(TableTest, PermissionClassesLikeFiles) {
     EXPECT_EQ(result(call(3, named(Op::open, "others"))), Result::permission_denied);
 }
 
-TEST_F(TableTest, WriteOnlyMayAcquireButNotStat) {
+TEST_F(SemaphoreTableTest, WriteOnlyMayAcquireButNotStat) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, bob), Result::ok);
     create(1, "w", 1, 0602);
@@ -348,7 +348,7 @@ TEST_F(TableTest, WriteOnlyMayAcquireButNotStat) {
     EXPECT_EQ(result(release(2, h, 1)), Result::ok);
 }
 
-TEST_F(TableTest, PerUserLimits) {
+TEST_F(SemaphoreTableTest, PerUserLimits) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     ASSERT_EQ(t.add_session(2, alice), Result::ok);
     ASSERT_EQ(t.add_session(3, alice), Result::ok);
@@ -374,7 +374,7 @@ TEST_F(TableTest, PerUserLimits) {
     for (int i = 0; i < 5; ++i) create(5, "root" + std::to_string(i), 1);
 }
 
-TEST_F(TableTest, HandleLimitPerSession) {
+TEST_F(SemaphoreTableTest, HandleLimitPerSession) {
     ASSERT_EQ(t.add_session(1, root), Result::ok);
     for (int i = 0; i < 8; ++i) create(1, "h" + std::to_string(i), 1);
     EXPECT_EQ(result(call(1, named(Op::create, "h8", proto::pack(1, 0600)))), Result::limit);
@@ -384,7 +384,7 @@ TEST_F(TableTest, HandleLimitPerSession) {
     EXPECT_EQ(open(1, "h0"), 1u) << "reopening an open name needs no new handle";
 }
 
-TEST_F(TableTest, DepartureGivesPermitsBackAndCancelsWaits) {
+TEST_F(SemaphoreTableTest, DepartureGivesPermitsBackAndCancelsWaits) {
     for (SessionId s = 1; s <= 3; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
     const auto h = create(1, "d", 2);
     ASSERT_EQ(result(call(1, req(Op::acquire, h, 2, 0))), Result::ok);
@@ -412,7 +412,7 @@ TEST_F(TableTest, DepartureGivesPermitsBackAndCancelsWaits) {
     EXPECT_EQ(t.remove_session(99, now, out).handles, 0u);
 }
 
-TEST_F(TableTest, DepartureDoesNotGrantToItself) {
+TEST_F(SemaphoreTableTest, DepartureDoesNotGrantToItself) {
     ASSERT_EQ(t.add_session(1, root), Result::ok);
     ASSERT_EQ(t.add_session(2, root), Result::ok);
     const auto h = create(1, "self", 1);
@@ -426,7 +426,7 @@ TEST_F(TableTest, DepartureDoesNotGrantToItself) {
     EXPECT_EQ(out[0].reply.mr[0], w2.mr[0]);
 }
 
-TEST_F(TableTest, StopAnswersEveryWaiterAndRefusesNewWaits) {
+TEST_F(SemaphoreTableTest, StopAnswersEveryWaiterAndRefusesNewWaits) {
     for (SessionId s = 1; s <= 3; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
     const auto h = create(1, "st", 1);
     ASSERT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::ok);
@@ -442,7 +442,7 @@ TEST_F(TableTest, StopAnswersEveryWaiterAndRefusesNewWaits) {
     EXPECT_EQ(result(call(2, req(Op::acquire, open(2, "st"), 1, 0))), Result::would_block);
 }
 
-TEST_F(TableTest, HolderAndWaiterIteration) {
+TEST_F(SemaphoreTableTest, HolderAndWaiterIteration) {
     Peer p1{111, 0, 0, {}}, p2{222, 0, 0, {}};
     ASSERT_EQ(t.add_session(1, p1), Result::ok);
     ASSERT_EQ(t.add_session(2, p2), Result::ok);
@@ -466,7 +466,7 @@ TEST_F(TableTest, HolderAndWaiterIteration) {
     EXPECT_EQ(result(call(1, req(Op::waiter, h, ~0ull))), Result::end);
 }
 
-TEST_F(TableTest, ListAndStatus) {
+TEST_F(SemaphoreTableTest, ListAndStatus) {
     ASSERT_EQ(t.add_session(1, root), Result::ok);
     t.set_daemon_info(4242, 1234);
     create(1, "b", 2);
@@ -487,7 +487,7 @@ TEST_F(TableTest, ListAndStatus) {
     EXPECT_EQ(st.mr[6], 1234u);
 }
 
-TEST_F(TableTest, HostileMessagesGetErrorsNotCrashes) {
+TEST_F(SemaphoreTableTest, HostileMessagesGetErrorsNotCrashes) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     Message m = req(Op::status);
     m.tag |= 1ull << 20;  // reserved tag bits
@@ -508,7 +508,7 @@ TEST_F(TableTest, HostileMessagesGetErrorsNotCrashes) {
     EXPECT_TRUE(out.empty());
 }
 
-TEST_F(TableTest, PersistentDefinitionsRoundTripWithTokenReservation) {
+TEST_F(SemaphoreTableTest, PersistentDefinitionsRoundTripWithTokenReservation) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     Message c = call(1, named(Op::create, "keep", proto::pack(2, 0640), proto::create_persist));
     ASSERT_EQ(result(c), Result::ok);
