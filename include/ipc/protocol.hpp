@@ -44,8 +44,8 @@ inline constexpr std::uint32_t hello_magic = 0x44435049;  // "IPCD"
 struct Hello {
     std::uint32_t magic;         // hello_magic
     std::uint32_t version;       // proto::version of the daemon
-    std::uint32_t session_id;    // unique for the daemon's lifetime
-    std::uint32_t reserved;      // 0
+    std::uint32_t session_id;    // unique for the daemon's lifetime; 0: refused
+    std::uint32_t reserved;      // 0; in a refusal (no memfd attached) the Result why
     std::uint64_t segment_size;  // bytes of the attached memfd
 };
 static_assert(sizeof(Hello) == 24 && std::is_trivially_copyable_v<Hello>, "Hello is sent as raw bytes");
