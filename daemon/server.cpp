@@ -469,8 +469,8 @@ int Server::run() {
         log::line(log::err, "cannot submit to the io_uring: %s", errstr(-r));
         return 1;
     }
-    log::line(log::info, "listening on %s (protocol %u, pid %d)", socket_path_.c_str(), proto::version,
-              static_cast<int>(::getpid()));
+    log::line(log::info, "listening on %s (version %s, protocol %u, pid %d)", socket_path_.c_str(), IPCD_VERSION,
+              proto::version, static_cast<int>(::getpid()));
     sd_notifyf(0, "READY=1\nSTATUS=Listening on %s\nMAINPID=%lu", socket_path_.c_str(),
                static_cast<unsigned long>(::getpid()));
 
@@ -787,12 +787,12 @@ void Server::new_session(UniqueFd sock) {
     }
     const proto::Hello hello{proto::hello_magic, proto::version, id, 0, geometry_.size};
     if (!send_hello(s->sock.get(), hello, s->mapping->fd())) {
-        log::line(log::info, "session %u (pid %d, uid %u): went away during the handshake", id,
+        log::line(log::debug, "session %u (pid %d, uid %u): went away during the handshake", id,
                   static_cast<int>(s->peer.pid), s->peer.uid);
         table_.remove_session(id, clock_now(), outbox_);
         return;
     }
-    log::line(log::info, "session %u: connected: pid %d, uid %u, gid %u", id, static_cast<int>(s->peer.pid),
+    log::line(log::debug, "session %u: connected: pid %d, uid %u, gid %u", id, static_cast<int>(s->peer.pid),
               s->peer.uid, s->peer.gid);
     Session& ref = *s;
     sessions_.emplace(id, std::move(s));
@@ -881,10 +881,15 @@ void Server::drop(SessionId id) {
     if (s.doorbell_armed) cancel(tag(Kind::doorbell, id));
     if (s.hangup_armed) cancel(tag(Kind::hangup, id));  // the poll pins the socket open
     const Departure d = table_.remove_session(id, clock_now(), outbox_);
-    log::line(s.drop_priority,
-              "session %u (pid %d, uid %u): %s; gave back %" PRIu64 " permits on %u semaphores, cancelled %u waits",
+    // One line per session end. A quiet goodbye is debug; one that gave
+    // permits back or cancelled waits is worth an info line; violations
+    // keep the priority they were doomed with.
+    int priority = s.drop_priority;
+    if (priority == log::info && d.permits_released == 0 && d.waits_cancelled == 0) priority = log::debug;
+    log::line(priority, "session %u (pid %d, uid %u): %s; gave back %" PRIu64 " permit%s on %u semaphore%s, cancelled %u wait%s",
               id, static_cast<int>(s.peer.pid), s.peer.uid, s.drop_reason.c_str(), d.permits_released,
-              d.semaphores_held, d.waits_cancelled);
+              d.permits_released == 1 ? "" : "s", d.semaphores_held, d.semaphores_held == 1 ? "" : "s",
+              d.waits_cancelled, d.waits_cancelled == 1 ? "" : "s");
     refusal_logged_.erase(s.peer.uid);
     sessions_.erase(it);
     deliver();

@@ -53,7 +53,7 @@ TEST_F(IpcdLife, KillNineOfAHolderGivesItsPermitsBack) {
     auto info = sem.stat();
     ASSERT_EQ(info.holders.size(), 1u);
     EXPECT_EQ(info.holders[0].session, s->id());
-    EXPECT_NE(d.log().find("gave back 2 permits on 1 semaphores"), std::string::npos);
+    EXPECT_NE(d.log().find("gave back 2 permits on 1 semaphore,"), std::string::npos);
 }
 
 TEST_F(IpcdLife, KillNineOfAWaiterRemovesItsWait) {
@@ -205,6 +205,39 @@ TEST(IpcdSocketFile, RefusesWhenSomethingElseListens) {
     auto [rc2, out2] = run_ipcd({"--socket", file}, dir + "/out2");
     EXPECT_EQ(rc2, 1);
     EXPECT_NE(out2.find("is not a socket"), std::string::npos) << out2;
+    std::filesystem::remove_all(dir);
+}
+
+TEST(IpcdSocketFile, SocketActivationUsesThePassedSocket) {
+    if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) GTEST_SKIP() << "no systemd-socket-activate";
+    const std::string dir = make_temp_dir();
+    const std::string path = dir + "/activated.sock", log = dir + "/log";
+    const pid_t pid = spawn([&] {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::unsetenv("NOTIFY_SOCKET");
+        // Listens on PATH, then on the first connection execs ipcd (same
+        // pid) with the listening socket as fd 3 (LISTEN_FDS=1).
+        ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l", path.c_str(), IPCD_PATH,
+                static_cast<char*>(nullptr));
+        return 127;
+    });
+    ASSERT_TRUE(eventually([&] { return std::filesystem::exists(path); }));
+    {
+        auto s = Session::connect(path);
+        auto st = s->status();
+        EXPECT_EQ(st.pid, pid);
+        auto sem = Semaphore::create(s, "activated", 1);
+        EXPECT_FALSE(sem.acquire());
+    }
+    ::kill(pid, SIGTERM);
+    EXPECT_EQ(wait_exit(pid), 0);
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find("listening on " + path), std::string::npos) << text.str();
+    EXPECT_TRUE(std::filesystem::exists(path)) << "the activated socket belongs to the service manager";
     std::filesystem::remove_all(dir);
 }
 
