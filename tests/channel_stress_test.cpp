@@ -90,10 +90,12 @@ TEST_P(Stress, NoLostWakeupWhenBothSidesBlock) {
     EXPECT_EQ(st.depth, 0u);
     EXPECT_EQ(st.sleeping_senders, 0u);
     EXPECT_EQ(st.sleeping_receivers, 0u);
-    // The processes really slept: with no spinning at all, at least once per
-    // 20 messages; with spinning handles, which may find the ring ready, at
-    // least a hundred times.
-    const long want = c.spin == Spin::none ? static_cast<long>(c.total / 20) : 100;
+    // The processes really slept, so the futex path was exercised. How often
+    // depends on the scheduler (with 8 processes on 2 CPUs many hand-offs
+    // happen through preemption rather than sleeping: 389 voluntary switches
+    // for 24000 messages were seen under CI load), so the bound only proves
+    // that sleeping happened at all, many times over.
+    const long want = 20;
     EXPECT_GE(switches, want) << "the processes hardly ever slept: not a stress run";
     RecordProperty("voluntary_switches", static_cast<int>(switches));
 }
