@@ -522,8 +522,10 @@ bool Server::wait_for_events() {
 
 void Server::process_completions() {
     // Handlers may queue SQEs (and submit when the SQ is full); they never
-    // wait, so iterating the CQ while they run is safe.
-    for (;;) {
+    // wait, so iterating the CQ while they run is safe. Bounded, so that a
+    // stream of completions (a connection storm) cannot keep the loop from
+    // serving the sessions it already has.
+    for (unsigned n = 0; n < cq_entries; ++n) {
         io_uring_cqe* cqe = nullptr;
         if (io_uring_peek_cqe(&ring_, &cqe) != 0 || !cqe) break;
         const std::uint64_t ud = cqe->user_data;

@@ -317,6 +317,16 @@ TEST_F(IpcdOps, RawCallsGetErrorsForBadRequests) {
     ipc::Message close = ipc::proto::request(ipc::proto::Op::close, 0);
     close.mr[1] = 12345;
     EXPECT_EQ(s->call(close, rep), code(Result::bad_handle));
+    // busy: the last close of a handle through which permits are held.
+    auto sem = Semaphore::create(s, "busy", 1);
+    ASSERT_FALSE(sem.acquire());
+    ipc::Message open = named_request(ipc::proto::Op::open, "busy");
+    ASSERT_FALSE(s->call(open, rep));
+    close.mr[1] = rep.mr[2];  // the same handle as sem's, opened twice now
+    EXPECT_FALSE(s->call(close, rep));
+    EXPECT_EQ(s->call(close, rep), code(Result::busy));
+    ASSERT_FALSE(sem.release());
+    EXPECT_FALSE(s->call(close, rep)) << "nothing held: the last close goes through";
     // The session is unharmed.
     EXPECT_EQ(s->status().sessions, 1u);
 }
