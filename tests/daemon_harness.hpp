@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -49,6 +50,29 @@ using namespace std::chrono_literals;
 using ipc::proto::Result;
 
 inline std::error_code code(Result r) { return ipc::proto::make_error_code(r); }
+
+// --- the kernel feature ipcd needs ----------------------------------------------
+
+// io_uring futex waits (IORING_OP_FUTEX_WAIT, Linux 6.7): without them ipcd
+// refuses to start, so every daemon test is skipped, with the reason.
+inline bool kernel_has_uring_futex_wait() {
+    io_uring ring;
+    if (io_uring_queue_init(2, &ring, 0) < 0) return false;
+    io_uring_probe* p = io_uring_get_probe_ring(&ring);
+    const bool ok = p && io_uring_opcode_supported(p, 51 /* IORING_OP_FUTEX_WAIT */);
+    if (p) io_uring_free_probe(p);
+    io_uring_queue_exit(&ring);
+    return ok;
+}
+
+class KernelCheck : public ::testing::Environment {
+public:
+    void SetUp() override {
+        if (!kernel_has_uring_futex_wait())
+            GTEST_SKIP() << "this kernel lacks io_uring futex waits (Linux 6.7+), which ipcd needs";
+    }
+};
+inline ::testing::Environment* const kernel_check = ::testing::AddGlobalTestEnvironment(new KernelCheck);
 
 // --- processes -------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 ipc_add_test(semaphore_table_test SOURCES semaphore_table_test.cpp LABELS unit LIBS ipcd_table TIMEOUT 30)
 
 function(ipcd_add_test name label)
-  ipc_add_test(${name} SOURCES ${name}.cpp LABELS ${label} TIMEOUT 60)
+  ipc_add_test(${name} SOURCES ${name}.cpp LABELS ${label} LIBS PkgConfig::LIBURING TIMEOUT 60)
   target_compile_definitions(${name} PRIVATE IPCD_PATH="$<TARGET_FILE:ipcd>")
   add_dependencies(${name} ipcd)
 endfunction()
