@@ -31,6 +31,12 @@ int main(int argc, char** argv) {
                    "acquires of one uid that may wait at once (root: no limit)")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 20));
+    app.add_option("--spin", o.spin_us,
+                   "microseconds to keep polling a session that just made a request before sleeping on it "
+                   "(adaptive, up to this; 0 = never spin)")
+        ->capture_default_str()
+        ->check(CLI::Range(0u, 10000u))
+        ->type_name("USEC");
     app.add_flag("-v,--verbose", o.verbose, "log debug messages too");
     app.set_version_flag("--version", "ipcd " IPCD_VERSION " (protocol " + std::to_string(ipc::proto::version) + ")");
     CLI11_PARSE(app, argc, argv);

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
@@ -158,6 +159,7 @@ struct Session {
     bool doorbell_armed = false;  // a FUTEX_WAIT is in flight (finish_recv_wait owed)
     bool hangup_armed = false;
     bool queued = false;          // in ready_
+    bool idle = false;            // in idle_: polled by spin_idle(), doorbell not armed
     bool doomed = false;          // in doomed_: no more serving, dropped soon
     int drop_priority = log::info;
     std::string drop_reason;
@@ -208,6 +210,8 @@ private:
     Session* find(SessionId id);
     void enqueue(Session& s);
     void serve_ready();
+    void go_idle(Session& s);
+    void spin_idle();
     void serve(Session& s);
     void deliver();
     void doom(Session& s, int priority, std::string reason);
@@ -237,6 +241,8 @@ private:
 
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
     std::deque<SessionId> ready_;
+    std::vector<SessionId> idle_;      // served recently, polled before their doorbells are armed
+    std::int64_t spin_budget_ns_ = 5'000;  // adaptive, <= opt_.spin_us
     std::deque<SessionId> doomed_;
     std::unordered_set<uid_t> refusal_logged_;
     Outbox outbox_;
@@ -478,6 +484,7 @@ int Server::run() {
         serve_ready();
         drop_doomed();
         save_if_dirty();
+        spin_idle();
         if (!wait_for_events()) return 1;
         process_completions();
         table_.expire(clock_now(), outbox_);
@@ -493,7 +500,7 @@ int Server::run() {
 bool Server::wait_for_events() {
     // Sleep only when no work is queued; wake at the earliest acquire
     // deadline, if there is one (no timer at all otherwise).
-    bool sleep = ready_.empty() && doomed_.empty();
+    bool sleep = ready_.empty() && doomed_.empty() && idle_.empty();
     __kernel_timespec ts{};
     __kernel_timespec* tsp = nullptr;
     if (auto deadline = table_.next_deadline(); sleep && deadline) {
@@ -833,7 +840,7 @@ void Server::serve(Session& s) {
             continue;
         }
         if (st == Status::would_block) {
-            arm_doorbell(s);
+            go_idle(s);
             return;
         }
         doom(s, log::warning,
@@ -842,6 +849,81 @@ void Server::serve(Session& s) {
         return;
     }
     enqueue(s);  // budget spent: the others go first
+}
+
+// A session whose ring just ran dry is likely to send again within a round
+// trip (acquire, then release). Arming its futex wait costs a membarrier,
+// which interrupts the client's CPU (tens of microseconds on these VMs) and
+// then a cross-CPU wake per request. So it first joins idle_, and spin_idle()
+// polls idle_ for a bounded, adaptive time; only sessions still quiet after
+// that get their doorbells armed.
+void Server::go_idle(Session& s) {
+    if (opt_.spin_us == 0) {
+        arm_doorbell(s);
+        return;
+    }
+    if (s.idle) return;
+    s.idle = true;
+    idle_.push_back(s.id);
+}
+
+// Polls the idle sessions' request rings (Channel::readable(), which takes
+// nothing) until one has a request, a completion is waiting, or the budget
+// runs out. The budget is learned like the channel's: a spin that caught a
+// request keeps at least twice its length; one that caught nothing halves
+// it (a client on our own CPU cannot send while we spin). With other work
+// queued it only looks once, so a flood elsewhere cannot starve idle
+// sessions. Leaves idle_ empty or the loop with work to do, so
+// wait_for_events() never sleeps on a session whose doorbell is unarmed.
+void Server::spin_idle() {
+    if (idle_.empty()) return;
+    const auto poll_once = [&] {
+        bool found = false;
+        for (std::size_t i = 0; i < idle_.size();) {
+            Session* s = find(idle_[i]);
+            const bool gone = !s || s->doomed;
+            if (gone || s->requests.readable()) {
+                if (s) s->idle = false;
+                if (!gone) {
+                    enqueue(*s);
+                    found = true;
+                }
+                idle_[i] = idle_.back();
+                idle_.pop_back();
+                continue;
+            }
+            ++i;
+        }
+        return found;
+    };
+    if (!ready_.empty() || !doomed_.empty()) {
+        poll_once();
+        return;
+    }
+    // Hand the kernel what is queued (hang-up polls, accepts) before we spin.
+    io_uring_submit(&ring_);
+    const std::int64_t limit = std::int64_t{opt_.spin_us} * 1000;
+    const std::int64_t budget = std::min(spin_budget_ns_, limit);
+    const std::int64_t start = clock_now().mono_ns;
+    for (unsigned round = 0;; ++round) {
+        if (poll_once()) {
+            const std::int64_t took = clock_now().mono_ns - start;
+            spin_budget_ns_ = std::clamp<std::int64_t>(std::max(budget, 2 * took), 2'000, limit);
+            return;
+        }
+        if (idle_.empty() || io_uring_cq_ready(&ring_) != 0) return;  // other work first; spin again later
+        if ((round & 15) == 15 && clock_now().mono_ns - start >= budget) break;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    spin_budget_ns_ = std::max<std::int64_t>(budget / 2, 1'000);
+    for (SessionId id : idle_)
+        if (Session* s = find(id)) {
+            s->idle = false;
+            if (!s->doomed) arm_doorbell(*s);
+        }
+    idle_.clear();
 }
 
 void Server::deliver() {

@@ -34,6 +34,9 @@ struct Options {
     // Empty: persistent semaphores live only as long as the daemon.
     std::string state_file;
     Limits limits;
+    // Upper bound of the adaptive spin over just-served sessions before
+    // their futex waits are armed (0: never spin). See Server::spin_idle().
+    unsigned spin_us = 50;
     bool verbose = false;
 };
 

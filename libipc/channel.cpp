@@ -633,30 +633,34 @@ ChannelStats Channel::stats() const noexcept {
     };
 }
 
+bool Channel::readable() const noexcept {
+    const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
+    bool ready;
+    if (kind_ == shm::kind_spsc) {
+        // A2 (peek): pairs with R1, as in spsc_refresh_tail().
+        ready = ctl_->tail.value.load(std::memory_order_acquire) != h;
+    } else {
+        // A5: as in mpmc_try_recv(). Turns carry the lap, not the index: the
+        // message of h is turn 2·lap + 1. Not ready only where try_recv()
+        // would say would_block (diff -1: not produced yet; -2: the previous
+        // lap is still being copied out); a message, a head that moved on, or
+        // a corrupted turn are for try_recv() to report.
+        const auto* slot = &reinterpret_cast<const shm::MpmcSlot*>(slots_)[h & mask_];
+        const auto diff = static_cast<std::int64_t>(slot->seq.load(std::memory_order_acquire) -
+                                                    (2 * (h >> shift_) + 1));
+        ready = diff != -1 && diff != -2;
+    }
+    return ready || ctl_->header.closed.load(std::memory_order_acquire) != 0;
+}
+
 Channel::WaitTicket Channel::prepare_recv_wait() noexcept {
     auto& wl = ctl_->not_empty;
     // W1, heavy barrier, A3: exactly steps 2-4 of block().
     wl.waiters.fetch_add(1, std::memory_order_relaxed);
     detail::heavy_barrier();
     const std::uint32_t seq = wl.seq.load(std::memory_order_acquire);
-    // Step 5 without consuming: is there something a try_recv would return?
-    bool ready;
-    if (kind_ == shm::kind_spsc) {
-        const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
-        ready = ctl_->tail.value.load(std::memory_order_acquire) != h;
-    } else {
-        const std::uint64_t h = ctl_->head.value.load(std::memory_order_relaxed);
-        const auto* slot = &reinterpret_cast<const shm::MpmcSlot*>(slots_)[h & mask_];
-        // A5: as in mpmc_try_recv(). Turns carry the lap, not the index: the
-        // message of h is turn 2·lap + 1. Not ready only where try_recv()
-        // would say would_block (diff -1: not produced yet; -2: the previous
-        // lap is still being copied out); a message, a head that moved on, or
-        // a corrupted turn are for try_recv() to report.
-        const auto diff = static_cast<std::int64_t>(slot->seq.load(std::memory_order_acquire) -
-                                                    (2 * (h >> shift_) + 1));
-        ready = diff != -1 && diff != -2;
-    }
-    ready = ready || ctl_->header.closed.load(std::memory_order_acquire) != 0;
+    // Step 5 without consuming.
+    const bool ready = readable();
     if (ready) wl.waiters.fetch_sub(1, std::memory_order_relaxed);
     return {ready, seq};
 }

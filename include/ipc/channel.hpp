@@ -261,6 +261,11 @@ public:
     // prepare_recv_wait() announces a sleeper (so senders will wake it) and
     // re-checks the ring; ready == true means a message or close is already
     // there and nothing was announced.
+    // True if try_recv() would not return would_block right now (a message,
+    // close or corruption is there). Takes nothing; for an event loop that
+    // polls several channels before it sleeps. Receiver side only.
+    bool readable() const noexcept;
+
     struct WaitTicket {
         bool ready;
         std::uint32_t seq;
