@@ -280,7 +280,8 @@ std::shared_ptr<Session> Session::connect(std::string_view socket_path) {
     return std::shared_ptr<Session>(new Session(std::move(impl)));
 }
 
-std::error_code Session::call(Message req, Message& reply) noexcept {
+std::error_code Session::call(const Message& request, Message& reply) noexcept {
+    Message req = request;  // mr[0] gets our request id
     Impl& s = *impl_;
     Impl::Pending p;
     std::uint64_t id;
@@ -402,7 +403,25 @@ void Semaphore::remove(Session& session, std::string_view name) {
     if (auto ec = session.call(req, rep)) fail(ec, "delete semaphore " + quoted(name));
 }
 
-Semaphore::~Semaphore() {
+Semaphore::Semaphore(Semaphore&& o) noexcept
+    : session_(std::move(o.session_)),
+      name_(std::move(o.name_)),
+      handle_(std::exchange(o.handle_, 0)),
+      token_(o.token_.exchange(0, std::memory_order_relaxed)) {}
+
+Semaphore& Semaphore::operator=(Semaphore&& o) noexcept {
+    if (this == &o) return *this;
+    close_handle();
+    session_ = std::move(o.session_);
+    name_ = std::move(o.name_);
+    handle_ = std::exchange(o.handle_, 0);
+    token_.store(o.token_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+}
+
+Semaphore::~Semaphore() { close_handle(); }
+
+void Semaphore::close_handle() noexcept {
     if (!session_) return;
     // Refused (busy) while this session holds permits: the handle then stays
     // open, and the permits held, until released or the session ends.
@@ -410,9 +429,10 @@ Semaphore::~Semaphore() {
     req.mr[1] = handle_;
     Message rep;
     (void)session_->call(req, rep);
+    session_.reset();
 }
 
-std::error_code Semaphore::acquire_impl(std::uint32_t n, std::uint64_t timeout_ns) noexcept {
+std::error_code Semaphore::acquire_impl(std::uint32_t n, std::uint64_t timeout_ns, std::uint64_t* token) noexcept {
     if (!session_) return proto::make_error_code(Result::bad_handle);
     Message req = proto::request(Op::acquire, 0);
     req.mr[1] = handle_;
@@ -420,18 +440,23 @@ std::error_code Semaphore::acquire_impl(std::uint32_t n, std::uint64_t timeout_n
     req.mr[3] = timeout_ns;
     Message rep;
     const std::error_code ec = session_->call(req, rep);
-    if (!ec) token_ = rep.mr[2];
+    if (!ec) {
+        token_.store(rep.mr[2], std::memory_order_relaxed);
+        if (token) *token = rep.mr[2];
+    }
     return ec;
 }
 
-std::error_code Semaphore::acquire(std::uint32_t n) noexcept { return acquire_impl(n, proto::wait_forever); }
-std::error_code Semaphore::try_acquire(std::uint32_t n) noexcept { return acquire_impl(n, 0); }
+std::error_code Semaphore::acquire(std::uint32_t n) noexcept {
+    return acquire_impl(n, proto::wait_forever, nullptr);
+}
+std::error_code Semaphore::try_acquire(std::uint32_t n) noexcept { return acquire_impl(n, 0, nullptr); }
 
 std::error_code Semaphore::acquire_for(std::uint32_t n, std::chrono::nanoseconds timeout) noexcept {
     // At least 1 ns, so that even a zero timeout reports timed_out (a
     // timeout of 0 on the wire means try_acquire); below "forever".
     const auto ns = timeout.count() <= 0 ? std::uint64_t{1} : static_cast<std::uint64_t>(timeout.count());
-    return acquire_impl(n, std::min<std::uint64_t>(ns, proto::wait_forever - 1));
+    return acquire_impl(n, std::min<std::uint64_t>(ns, proto::wait_forever - 1), nullptr);
 }
 
 std::error_code Semaphore::release(std::uint32_t n) noexcept {
@@ -480,8 +505,8 @@ SemaphoreInfo Semaphore::stat(bool details) {
 }
 
 SemaphoreGuard::SemaphoreGuard(Semaphore& sem, std::uint32_t n) : sem_(sem), n_(n), token_(0) {
-    if (auto ec = sem_.acquire(n_)) fail(ec, "acquire " + std::to_string(n) + " of semaphore " + quoted(sem.name()));
-    token_ = sem_.fencing_token();
+    if (auto ec = sem_.acquire_impl(n_, proto::wait_forever, &token_))
+        fail(ec, "acquire " + std::to_string(n) + " of semaphore " + quoted(sem.name()));
 }
 
 SemaphoreGuard::~SemaphoreGuard() { (void)sem_.release(n_); }

@@ -33,6 +33,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -102,7 +103,7 @@ public:
     // for its reply. Thread-safe. On transport failure returns an error and
     // leaves `reply` untouched; a daemon answer is returned in `reply` and
     // the error is make_error_code(Result) unless Result::ok.
-    std::error_code call(Message req, Message& reply) noexcept;
+    std::error_code call(const Message& request, Message& reply) noexcept;
 
     DaemonStatus status();                   // throws std::system_error
     std::vector<SemaphoreInfo> list();       // summaries, no holder details
@@ -135,8 +136,9 @@ public:
     static void remove(Session& session, std::string_view name);
 
     Semaphore() = default;
-    Semaphore(Semaphore&&) noexcept = default;
-    Semaphore& operator=(Semaphore&&) noexcept = default;
+    Semaphore(Semaphore&& other) noexcept;
+    // Closes this handle first (as the destructor does), then takes over.
+    Semaphore& operator=(Semaphore&& other) noexcept;
     ~Semaphore();  // closes the handle; permits still held stay held until released or the session ends
 
     // Blocks until `n` permits are granted, first come first served.
@@ -149,10 +151,12 @@ public:
     // holds fewer.
     [[nodiscard]] std::error_code release(std::uint32_t n = 1) noexcept;
 
-    // The fencing token of this handle's last grant (0 before any): grows
-    // with every grant of the semaphore, so a resource can refuse a holder
-    // whose token is older than one it has already seen.
-    std::uint64_t fencing_token() const noexcept { return token_; }
+    // The fencing token of this handle's most recent grant, by any thread
+    // (0 before any): grows with every grant of the semaphore, so a
+    // resource can refuse a holder whose token is older than one it has
+    // already seen. Threads sharing a handle should take the token of their
+    // own grant from SemaphoreGuard::token() instead.
+    std::uint64_t fencing_token() const noexcept { return token_.load(std::memory_order_relaxed); }
     SemaphoreInfo stat(bool details = true);
     const std::string& name() const noexcept { return name_; }
     bool valid() const noexcept { return session_ != nullptr; }
@@ -160,12 +164,15 @@ public:
 private:
     Semaphore(std::shared_ptr<Session> s, std::string name, std::uint64_t handle) noexcept
         : session_(std::move(s)), name_(std::move(name)), handle_(handle) {}
-    std::error_code acquire_impl(std::uint32_t n, std::uint64_t timeout_ns) noexcept;
+    friend class SemaphoreGuard;
+    std::error_code acquire_impl(std::uint32_t n, std::uint64_t timeout_ns, std::uint64_t* token) noexcept;
+    void close_handle() noexcept;
 
     std::shared_ptr<Session> session_;
     std::string name_;
     std::uint64_t handle_ = 0;
-    std::uint64_t token_ = 0;
+    // Relaxed: a report of the latest grant, ordered by nothing else.
+    std::atomic<std::uint64_t> token_{0};
 };
 
 // Acquires on construction (throws std::system_error on failure), releases
