@@ -42,6 +42,8 @@
 //   --daemon_bench_window=SECONDS    tput measuring window (default 1)
 //   --daemon_bench_idle=SECONDS      idle measuring window (default 5)
 //   --daemon_bench_sessions=N        sessions of idle/ipcd_sessions (1000)
+//   --daemon_bench_ipcd=PATH         the ipcd to measure (default: the one
+//                                    built with this binary; for what-ifs)
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -91,6 +93,7 @@ struct Options {
     double window_s = 1.0;  // tput: measuring window
     double idle_s = 5.0;    // idle: measuring window
     int sessions = 1000;    // idle/ipcd_sessions
+    std::string ipcd = IPCD_PATH;
 } g_opt;
 
 constexpr std::uint32_t kPlenty = 1000;  // permits of the round-trip semaphores
@@ -263,7 +266,7 @@ public:
             sigset_t none;
             sigemptyset(&none);
             ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::execl(IPCD_PATH, IPCD_PATH, "--socket", socket_.c_str(), static_cast<char*>(nullptr));
+            ::execl(g_opt.ipcd.c_str(), g_opt.ipcd.c_str(), "--socket", socket_.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         if (cpu >= 0) place(pid_, cpu);
@@ -549,93 +552,7 @@ private:
 };
 
 // ---------------------------------------------------------------------------
-// Round trips: acquire(1) + release(1), back to back, one client (this
-// process, CPU 0); the daemon or server on `server_cpu`.
-
-void rt_ipcd(benchmark::State& state, int server_cpu) {
-    Watchdog wd("rt/ipcd");
-    TempDir dir;
-    Ipcd daemon(dir, server_cpu);
-    {
-        bench::PinToCpu pin(0);
-        auto session = ipc::Session::connect(daemon.socket());
-        auto sem = ipc::Semaphore::create(session, "bench", kPlenty);
-        auto pair = [&] {
-            if (auto ec = sem.acquire(1)) return ec;
-            return sem.release(1);
-        };
-        for (int w = 0; w < 64; ++w)
-            if (auto ec = pair()) return state.SkipWithError(("ipcd: " + ec.message()).c_str());
-        for (auto _ : state) {
-            if (auto ec = pair()) [[unlikely]] {
-                state.SkipWithError(("ipcd: " + ec.message()).c_str());
-                break;
-            }
-        }
-    }
-    if (!daemon.stop()) state.SkipWithError("ipcd did not stop cleanly");
-}
-
-void rt_unix_server(benchmark::State& state, int server_cpu) {
-    Watchdog wd("rt/unix_server");
-    TempDir dir;
-    bench::PinToCpu pin(0);
-    UnixServer server(dir, kPlenty, server_cpu);
-    const int fd = server.connect_client();
-    auto pair = [&] { return sock_call(fd, kAcquire, 1) && sock_call(fd, kRelease, 1); };
-    for (int w = 0; w < 64; ++w)
-        if (!pair()) return state.SkipWithError("unix server refused or went away");
-    for (auto _ : state) {
-        if (!pair()) [[unlikely]] {
-            state.SkipWithError("unix server refused or went away");
-            break;
-        }
-    }
-    ::close(fd);
-    if (!server.stop()) state.SkipWithError("unix server failed");
-}
-
-void rt_posix_sem(benchmark::State& state) {
-    Watchdog wd("rt/posix_sem");
-    bench::PinToCpu pin(0);
-    PosixSem sem(kPlenty);
-    for (auto _ : state) {
-        if (::sem_wait(sem.get()) != 0 || ::sem_post(sem.get()) != 0) [[unlikely]] {
-            state.SkipWithError("sem_wait/sem_post failed");
-            break;
-        }
-    }
-}
-
-void rt_sysv(benchmark::State& state) {
-    Watchdog wd("rt/sysv_undo");
-    bench::PinToCpu pin(0);
-    SysvSem sem(kPlenty);
-    for (auto _ : state) {
-        if (!sem.op(-1) || !sem.op(1)) [[unlikely]] {
-            state.SkipWithError("semop failed");
-            break;
-        }
-    }
-}
-
-void rt_flock(benchmark::State& state) {
-    Watchdog wd("rt/flock");
-    TempDir dir;
-    bench::PinToCpu pin(0);
-    const int fd = ::open(dir.file("lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) die("open lock file");
-    for (auto _ : state) {
-        if (::flock(fd, LOCK_EX) != 0 || ::flock(fd, LOCK_UN) != 0) [[unlikely]] {
-            state.SkipWithError("flock failed");
-            break;
-        }
-    }
-    ::close(fd);
-}
-
-// ---------------------------------------------------------------------------
-// Contention: N client processes on one semaphore of kContended permits.
+// Latency samples
 
 // Log-linear histogram of nanoseconds: exact below 32, then 32 buckets per
 // power of two (a bucket is at most 1/32 of its value wide).
@@ -657,6 +574,20 @@ struct Histogram {
         return static_cast<double>(top << shift) + static_cast<double>((std::uint64_t{1} << shift) / 2);
     }
     void add(std::uint64_t v) noexcept { ++n[std::min(index(v), kBuckets - 1)]; }
+    template <class Counts>
+    static double percentile(const Counts& n, double p) noexcept {
+        std::uint64_t total = 0;
+        for (const auto& c : n) total += c;
+        if (total == 0) return 0;
+        const auto want = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
+        std::uint64_t seen = 0;
+        for (std::size_t i = 0; i < n.size(); ++i) {
+            seen += n[i];
+            if (seen >= want) return middle(i);
+        }
+        return middle(n.size() - 1);
+    }
+    double percentile(double p) const noexcept { return percentile(n, p); }
 };
 
 struct SharedHistogram {
@@ -667,18 +598,104 @@ struct SharedHistogram {
             if (h.n[i]) n[i].fetch_add(h.n[i], std::memory_order_relaxed);
     }
     double percentile(double p) const noexcept {
-        std::uint64_t total = 0;
-        for (const auto& c : n) total += c.load(std::memory_order_relaxed);
-        if (total == 0) return 0;
-        const auto want = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
-        std::uint64_t seen = 0;
-        for (std::size_t i = 0; i < n.size(); ++i) {
-            seen += n[i].load(std::memory_order_relaxed);
-            if (seen >= want) return Histogram::middle(i);
-        }
-        return Histogram::middle(n.size() - 1);
+        std::array<std::uint64_t, Histogram::kBuckets> copy;
+        for (std::size_t i = 0; i < n.size(); ++i) copy[i] = n[i].load(std::memory_order_relaxed);
+        return Histogram::percentile(copy, p);
     }
 };
+
+// The loop of every round-trip benchmark: pair() is one acquire + release
+// (false: failed). Every 64th pair is also timed alone, for the p50 and p99
+// columns (each sample includes two clock reads, about 40 ns; the mean of
+// the table is the loop's own time, without them).
+template <class Pair>
+void pairs_loop(benchmark::State& state, const char* what, Pair&& pair) {
+    Histogram h;
+    std::uint64_t n = 0;
+    for (auto _ : state) {
+        bool ok;
+        if ((++n & 63) == 0) [[unlikely]] {
+            const std::int64_t t0 = now_ns();
+            ok = pair();
+            h.add(static_cast<std::uint64_t>(now_ns() - t0));
+        } else {
+            ok = pair();
+        }
+        if (!ok) [[unlikely]] {
+            state.SkipWithError(what);
+            break;
+        }
+    }
+    state.counters["p50_ns"] = h.percentile(0.50);
+    state.counters["p99_ns"] = h.percentile(0.99);
+}
+
+// ---------------------------------------------------------------------------
+// Round trips: acquire(1) + release(1), back to back, one client (this
+// process, CPU 0); the daemon or server on `server_cpu`.
+
+void rt_ipcd(benchmark::State& state, int server_cpu) {
+    Watchdog wd("rt/ipcd");
+    TempDir dir;
+    Ipcd daemon(dir, server_cpu);
+    {
+        bench::PinToCpu pin(0);
+        auto session = ipc::Session::connect(daemon.socket());
+        auto sem = ipc::Semaphore::create(session, "bench", kPlenty);
+        std::error_code ec;
+        auto pair = [&] {
+            ec = sem.acquire(1);
+            if (!ec) ec = sem.release(1);
+            return !ec;
+        };
+        for (int w = 0; w < 64; ++w)
+            if (!pair()) return state.SkipWithError(("ipcd: " + ec.message()).c_str());
+        pairs_loop(state, "ipcd: acquire or release failed", pair);
+    }
+    if (!daemon.stop()) state.SkipWithError("ipcd did not stop cleanly");
+}
+
+void rt_unix_server(benchmark::State& state, int server_cpu) {
+    Watchdog wd("rt/unix_server");
+    TempDir dir;
+    bench::PinToCpu pin(0);
+    UnixServer server(dir, kPlenty, server_cpu);
+    const int fd = server.connect_client();
+    auto pair = [&] { return sock_call(fd, kAcquire, 1) && sock_call(fd, kRelease, 1); };
+    for (int w = 0; w < 64; ++w)
+        if (!pair()) return state.SkipWithError("unix server refused or went away");
+    pairs_loop(state, "unix server refused or went away", pair);
+    ::close(fd);
+    if (!server.stop()) state.SkipWithError("unix server failed");
+}
+
+void rt_posix_sem(benchmark::State& state) {
+    Watchdog wd("rt/posix_sem");
+    bench::PinToCpu pin(0);
+    PosixSem sem(kPlenty);
+    pairs_loop(state, "sem_wait/sem_post failed",
+               [&] { return ::sem_wait(sem.get()) == 0 && ::sem_post(sem.get()) == 0; });
+}
+
+void rt_sysv(benchmark::State& state) {
+    Watchdog wd("rt/sysv_undo");
+    bench::PinToCpu pin(0);
+    SysvSem sem(kPlenty);
+    pairs_loop(state, "semop failed", [&] { return sem.op(-1) && sem.op(1); });
+}
+
+void rt_flock(benchmark::State& state) {
+    Watchdog wd("rt/flock");
+    TempDir dir;
+    bench::PinToCpu pin(0);
+    const int fd = ::open(dir.file("lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) die("open lock file");
+    pairs_loop(state, "flock failed", [&] { return ::flock(fd, LOCK_EX) == 0 && ::flock(fd, LOCK_UN) == 0; });
+    ::close(fd);
+}
+
+// ---------------------------------------------------------------------------
+// Contention: N client processes on one semaphore of kContended permits.
 
 struct alignas(64) PaddedCount {
     std::atomic<std::uint64_t> v{0};
@@ -954,7 +971,7 @@ public:
                     if (auto c = r.counters.find("cpu_pct"); c != r.counters.end()) s.main.push_back(c->second.value);
                     break;
             }
-            for (const char* k : {"p50_us", "p99_us", "ticks", "run_us", "switches"})
+            for (const char* k : {"p50_ns", "p99_ns", "p50_us", "p99_us", "ticks", "run_us", "switches"})
                 if (auto c = r.counters.find(k); c != r.counters.end()) s.extra[k].push_back(c->second.value);
         }
     }
@@ -980,6 +997,7 @@ public:
                 const char* head = m.metric == Metric::time ? "per pair" : m.metric == Metric::rate ? "pairs/s" : "CPU";
                 std::fprintf(out, "\n%s\n  %-26s %11s %11s %7s  %-22s %7s", group.c_str(), "benchmark", head, "best",
                              "spread", "vs", "ipcd x");
+                if (m.metric == Metric::time) std::fprintf(out, " %9s %9s", "p50 pair", "p99 pair");
                 if (m.metric == Metric::rate) std::fprintf(out, " %9s %9s", "p50 acq", "p99 acq");
                 if (m.metric == Metric::cpu) std::fprintf(out, " %6s %9s %8s", "ticks", "run time", "switches");
                 std::fprintf(out, "  %s\n", "what");
@@ -994,6 +1012,10 @@ public:
                          format(m.metric, best(s.main, m.metric)).c_str(), spread(s.main) * 100, m.ref.c_str(),
                          ratio);
             auto extra = [&](const char* k) { return s.extra.count(k) ? median_of(s.extra.at(k)) : 0.0; };
+            if (m.metric == Metric::time) {
+                std::fprintf(out, " %9s %9s", format(Metric::time, extra("p50_ns")).c_str(),
+                             format(Metric::time, extra("p99_ns")).c_str());
+            }
             if (m.metric == Metric::rate) {
                 char p50[32], p99[32];
                 std::snprintf(p50, sizeof p50, "%.1f us", extra("p50_us"));
@@ -1083,6 +1105,8 @@ void parse_options(int& argc, char** argv) {
             g_opt.idle_s = std::atof(w);
         } else if (const char* n = value("--daemon_bench_sessions=")) {
             g_opt.sessions = std::atoi(n);
+        } else if (const char* p = value("--daemon_bench_ipcd=")) {
+            g_opt.ipcd = p;
         } else {
             argv[out++] = argv[i];
         }
