@@ -710,6 +710,30 @@ struct Contention {
     SharedHistogram latency;
 };
 
+// Under SCHED_FIFO (scripts/bench-daemon.sh SCHED=fifo) a client that never
+// blocks (a semop that always finds a permit) would keep its CPU forever from
+// a parent of the same priority, which could then never end the window. So
+// the parent outranks the clients it has forked, for as long as they run.
+class OutrankChildren {
+public:
+    OutrankChildren() {
+        const int policy = ::sched_getscheduler(0);
+        if ((policy != SCHED_FIFO && policy != SCHED_RR) || ::sched_getparam(0, &saved_) != 0) return;
+        sched_param higher = saved_;
+        higher.sched_priority = std::min(saved_.sched_priority + 1, ::sched_get_priority_max(policy));
+        raised_ = ::sched_setparam(0, &higher) == 0;
+    }
+    ~OutrankChildren() {
+        if (raised_) ::sched_setparam(0, &saved_);
+    }
+    OutrankChildren(const OutrankChildren&) = delete;
+    OutrankChildren& operator=(const OutrankChildren&) = delete;
+
+private:
+    sched_param saved_{};
+    bool raised_ = false;
+};
+
 // Runs `clients` children; each calls connect() once, then op(acquire) in a
 // loop until told to stop. `connect` returns a per-client callable
 // `bool op(bool acquire)`.
@@ -749,6 +773,7 @@ void contention(benchmark::State& state, int clients, Connect&& connect) {
             co->latency.merge(h);
         });
     }
+    OutrankChildren outrank;  // after the forks: the clients keep the old priority
     // Sleep-poll: the parent must not take a CPU from the clients.
     const auto give_up = Clock::now() + std::chrono::seconds(60);
     while (co->ready.load(std::memory_order_acquire) < static_cast<std::uint32_t>(clients) &&

@@ -18,7 +18,9 @@
 #
 # Every benchmark starts its own ipcd (the one built in BUILD_DIR) on a
 # socket in a temporary directory and stops it with SIGTERM; under
-# SCHED=fifo ipcd and every client inherit the policy.
+# SCHED=fifo ipcd and every client inherit the policy (the parent raises
+# itself one level above its clients in the contention runs, so that it can
+# always end them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +34,10 @@ out_dir=${OUT_DIR:-$build_dir/bench-results}
 sched=${SCHED:-normal}
 case $sched in
   normal) launch=() ;;
-  fifo) launch=(chrt -f 10) ;;
+  # timeout(1) runs outside chrt, as an ordinary task: should FIFO tasks
+  # ever spin without end, the kernel's 5% share for others still lets it end
+  # the run.
+  fifo) launch=(timeout -s KILL 1200 chrt -f 10) ;;
   *) echo "bench-daemon.sh: SCHED must be normal or fifo, not '$sched'" >&2; exit 2 ;;
 esac
 
