@@ -36,10 +36,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -219,6 +221,11 @@ private:
     void drop(SessionId id);
     void save_if_dirty();
     void close_listener();
+    // systemd: STATUS= on change (at most once a second), WATCHDOG=1
+    void setup_notify();
+    void notify_housekeeping();
+    std::optional<std::int64_t> notify_deadline() const;
+    int format_status(char* buf, std::size_t size) const;
 
     Options opt_;
     SemaphoreTable table_;
@@ -247,6 +254,23 @@ private:
     std::unordered_set<uid_t> refusal_logged_;
     Outbox outbox_;
     SessionId next_id_ = 1;
+
+    // sd_notify state (all CLOCK_MONOTONIC ns). Nothing happens without
+    // $NOTIFY_SOCKET; nothing ticks unless a status is owed or the
+    // watchdog is on.
+    struct Counts {
+        std::size_t sessions = 0, semaphores = 0, waiters = 0;
+        bool operator==(const Counts&) const = default;
+    };
+    Counts counts() const {
+        return Counts{table_.session_count(), table_.semaphore_count(), table_.waiting_count()};
+    }
+    bool notify_ = false;
+    Counts status_sent_{};
+    std::int64_t status_sent_ns_ = 0;
+    std::optional<std::int64_t> status_due_ns_;  // a change is waiting for the rate limit
+    std::int64_t watchdog_interval_ns_ = 0;      // 0: no watchdog; else half of $WATCHDOG_USEC
+    std::int64_t watchdog_due_ns_ = 0;
 };
 
 Server::~Server() {
@@ -477,14 +501,20 @@ int Server::run() {
     }
     log::line(log::info, "listening on %s (version %s, protocol %u, pid %d)", socket_path_.c_str(), IPCD_VERSION,
               proto::version, static_cast<int>(::getpid()));
-    sd_notifyf(0, "READY=1\nSTATUS=Listening on %s\nMAINPID=%lu", socket_path_.c_str(),
-               static_cast<unsigned long>(::getpid()));
+    setup_notify();
+    if (notify_) {
+        char status[512];
+        format_status(status, sizeof status);
+        sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status, static_cast<unsigned long>(::getpid()));
+        if (watchdog_interval_ns_) sd_notify(0, "WATCHDOG=1");
+    }
 
     while (!stop_requested_) {
         serve_ready();
         drop_doomed();
         save_if_dirty();
         spin_idle();
+        if (notify_) notify_housekeeping();
         if (!wait_for_events()) return 1;
         process_completions();
         table_.expire(clock_now(), outbox_);
@@ -499,11 +529,17 @@ int Server::run() {
 
 bool Server::wait_for_events() {
     // Sleep only when no work is queued; wake at the earliest acquire
-    // deadline, if there is one (no timer at all otherwise).
+    // deadline, a STATUS= owed to systemd or the watchdog ping, if there is
+    // one (no timer at all otherwise).
     bool sleep = ready_.empty() && doomed_.empty() && idle_.empty();
     __kernel_timespec ts{};
     __kernel_timespec* tsp = nullptr;
-    if (auto deadline = table_.next_deadline(); sleep && deadline) {
+    std::optional<std::int64_t> deadline = table_.next_deadline();
+    if (notify_) {
+        // A status owed to systemd, or the next watchdog ping, also ends the sleep.
+        if (auto n = notify_deadline(); n && (!deadline || *n < *deadline)) deadline = n;
+    }
+    if (sleep && deadline) {
         const std::int64_t left = *deadline - clock_now().mono_ns;
         if (left <= 0) {
             sleep = false;
@@ -585,6 +621,64 @@ int Server::shutdown() {
     }
     log::line(log::info, "stopped");
     return 0;
+}
+
+// ---------------------------------------------------------------------------
+// systemd notifications
+
+void Server::setup_notify() {
+    const char* ns = std::getenv("NOTIFY_SOCKET");
+    notify_ = ns && *ns;
+    if (!notify_) return;
+    status_sent_ = counts();
+    status_sent_ns_ = clock_now().mono_ns;
+    std::uint64_t usec = 0;
+    // > 0 only if $WATCHDOG_USEC is set and $WATCHDOG_PID, if set, is ours.
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        watchdog_interval_ns_ = std::max<std::int64_t>(static_cast<std::int64_t>(usec) * 1000 / 2, 1'000'000);
+        watchdog_due_ns_ = status_sent_ns_ + watchdog_interval_ns_;
+        log::line(log::info, "systemd watchdog: pinging every %" PRId64 " ms", watchdog_interval_ns_ / 1'000'000);
+    }
+}
+
+int Server::format_status(char* buf, std::size_t size) const {
+    const Counts c = counts();
+    return std::snprintf(buf, size, "Listening on %s: %zu session%s, %zu semaphore%s, %zu waiter%s",
+                         socket_path_.c_str(), c.sessions, c.sessions == 1 ? "" : "s", c.semaphores,
+                         c.semaphores == 1 ? "" : "s", c.waiters, c.waiters == 1 ? "" : "s");
+}
+
+// Called once per loop turn, before sleeping. Reports a change of the
+// counts at once if the last report is a second old, else owes it (and
+// wait_for_events() wakes for it); pings the watchdog when due. Costs a
+// clock read per turn only while something is owed or the watchdog is on.
+void Server::notify_housekeeping() {
+    const bool changed = !(counts() == status_sent_);
+    if (!changed) status_due_ns_.reset();  // changed and back again: nothing to say
+    if (!changed && !watchdog_interval_ns_) return;
+    const std::int64_t now = clock_now().mono_ns;
+    if (changed) {
+        if (now - status_sent_ns_ >= 1'000'000'000) {
+            char status[512];
+            format_status(status, sizeof status);
+            sd_notifyf(0, "STATUS=%s", status);
+            status_sent_ = counts();
+            status_sent_ns_ = now;
+            status_due_ns_.reset();
+        } else {
+            status_due_ns_ = status_sent_ns_ + 1'000'000'000;
+        }
+    }
+    if (watchdog_interval_ns_ && now >= watchdog_due_ns_) {
+        sd_notify(0, "WATCHDOG=1");
+        watchdog_due_ns_ = now + watchdog_interval_ns_;
+    }
+}
+
+std::optional<std::int64_t> Server::notify_deadline() const {
+    std::optional<std::int64_t> d = status_due_ns_;
+    if (watchdog_interval_ns_ && (!d || watchdog_due_ns_ < *d)) d = watchdog_due_ns_;
+    return d;
 }
 
 // ---------------------------------------------------------------------------

@@ -14,3 +14,8 @@ ipcd_add_test(daemon_session_test integration)
 ipcd_add_test(daemon_hostile_test integration)
 ipcd_add_test(daemon_stress_test stress)
 ipcd_add_test(daemon_thread_test thread)
+
+# systemd integration: the unit files (systemd-analyze verify), socket
+# activation (systemd-socket-activate), READY/STATUS/STOPPING/WATCHDOG.
+ipcd_add_test(systemd_test integration)
+target_compile_definitions(systemd_test PRIVATE IPCD_UNIT_DIR="${PROJECT_SOURCE_DIR}/systemd")
