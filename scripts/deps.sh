@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libsystemd-dev
-  python3
+  python3 dpkg-dev
 )
 
 missing=()
