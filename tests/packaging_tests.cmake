@@ -20,6 +20,9 @@ add_test(NAME packaging_pkgconfig_consumer
                  ${CMAKE_INSTALL_LIBDIR} ${CMAKE_CXX_COMPILER} ${PROJECT_VERSION})
 add_test(NAME packaging_deb
          COMMAND ${_pkg_dir}/deb.sh ${CMAKE_CPACK_COMMAND} ${PROJECT_BINARY_DIR} ${PROJECT_VERSION})
+add_test(NAME packaging_bash_completion
+         COMMAND ${_pkg_dir}/completion.sh ${PROJECT_SOURCE_DIR}/tools/ipcctl.bash-completion $<TARGET_FILE:ipcctl>)
+set_tests_properties(packaging_bash_completion PROPERTIES LABELS integration TIMEOUT 60)
 # One at a time: every install of this build tree rewrites its install_manifest.txt.
 set_tests_properties(packaging_install_consumer packaging_pkgconfig_consumer packaging_deb PROPERTIES
                      LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK ipc_build_tree_install)
