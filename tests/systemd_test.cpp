@@ -337,13 +337,16 @@ TEST(SystemdNotify, StatusFollowsCountsAtMostOncePerSecond) {
     // Sessions closed: their semaphores (not persistent) stay until deleted.
     ASSERT_TRUE(notify.until(status_is(": 0 sessions, 3 semaphores, 0 waiters")));
 
-    // At most one STATUS= a second (send times, from the kernel's stamps).
+    // At most one STATUS= a second (send times, from the kernel's stamps;
+    // the slack is for the daemon being preempted between its clock read and
+    // the send on a loaded machine: unlimited, they would come microseconds
+    // apart).
     std::vector<std::chrono::nanoseconds> times;
     for (const Note& n : notify.seen)
         if (n.has_prefix("STATUS=")) times.push_back(n.at);
     ASSERT_GE(times.size(), 4u);
     for (std::size_t i = 1; i < times.size(); ++i)
-        EXPECT_GE(times[i] - times[i - 1], 990ms) << "STATUS= number " << i << " came too soon";
+        EXPECT_GE(times[i] - times[i - 1], 900ms) << "STATUS= number " << i << " came too soon";
 
     // Idle and unchanged: nothing more, and no timer behind it.
     const auto extra = notify.next(1500ms);
@@ -368,9 +371,11 @@ TEST(SystemdNotify, WatchdogPingsEveryHalfIntervalEvenIdle) {
         ASSERT_TRUE(n) << "ping " << i << " did not come";
         pings.push_back(n->at);
     }
-    // Every 100 ms (half of 200 ms): never faster, and (loosely, the machine
-    // may be loaded) well within the 200 ms systemd would allow.
-    for (std::size_t i = 1; i < pings.size(); ++i) EXPECT_GE(pings[i] - pings[i - 1], 95ms);
+    // Every 100 ms (half of 200 ms): not faster (on average: one ping may be
+    // sent late by preemption, which shortens the next gap), and (loosely,
+    // the machine may be loaded) not much slower.
+    for (std::size_t i = 1; i < pings.size(); ++i) EXPECT_GE(pings[i] - pings[i - 1], 50ms);
+    EXPECT_GE(pings.back() - pings.front(), 5 * 90ms);
     EXPECT_LT(pings.back() - pings.front(), 5 * 200ms * 3);
 
     // Still pinging while it serves.
