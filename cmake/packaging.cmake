@@ -10,6 +10,7 @@
 #   lib/systemd/system/                  systemd/*.service, *.socket if present
 #   share/man/man1,7,8/                  ipcctl.1, libipc.7, ipcd.8
 #   share/bash-completion/completions/ipcctl
+#   share/doc/ipc/                       README.md, docs/*.md
 #
 # In-tree users and the tests link `ipc` exactly as before (static unless
 # BUILD_SHARED_LIBS); the other kind is built from the same sources for the
@@ -69,6 +70,9 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/systemd)
 endif()
 install(FILES ${PROJECT_SOURCE_DIR}/docs/libipc.7 DESTINATION ${CMAKE_INSTALL_MANDIR}/man7 OPTIONAL)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/ipcd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 OPTIONAL)
+# share/doc/ipc: README and docs/*.md (the units' Documentation= points here).
+file(GLOB _ipc_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_ipc_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/tools/ipcctl.bash-completion
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ipcctl OPTIONAL)
 
