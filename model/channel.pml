@@ -186,8 +186,8 @@ inline futex_wait(line) {
 
 inline spsc_try_send() {
   if
-  :: closed -> st = CLOSED
-  :: else ->
+  :: atomic { closed -> st = CLOSED }
+  :: atomic { !closed ->          /* guards and refresh: one step */
      st = OK;
      if
      :: own - other >= CAP ->
@@ -197,14 +197,18 @@ inline spsc_try_send() {
         own = t; other = h;
         if :: t - h == CAP -> st = WB :: else -> skip fi
      :: else -> skip
-     fi;
+     fi
+     };
      if
      :: st == OK ->
-        d_step { dp[own % CAP] = prod; dk[own % CAP] = k };   /* commit */
-        own++;
-        store_rel(TAIL, own);                                  /* R1 */
-        /* light_barrier(): compiler barrier only */
-        if :: waiters[NE] != 0 -> wake(NE, 1) :: else -> skip fi
+        atomic {
+          dp[own % CAP] = prod; dk[own % CAP] = k;             /* commit */
+          own++;
+          store_rel(TAIL, own);                                /* R1 */
+          /* light_barrier(): compiler barrier only; relaxed load */
+          wk = (waiters[NE] != 0)
+        };
+        if :: wk -> wake(NE, 1) :: else -> skip fi
      :: else -> skip
      fi
   fi
@@ -218,6 +222,7 @@ inline take(slot) {
 }
 
 inline spsc_try_recv() {
+  atomic {                     /* refresh and copy-out: one step */
   st = OK;
   if
   :: other == own ->
@@ -240,11 +245,17 @@ inline spsc_try_recv() {
   :: else -> skip
   fi;
   if
+  :: st == OK -> take(own % CAP); own++
+  :: else -> skip
+  fi
+  };
+  if
   :: st == OK ->
-     take(own % CAP);
-     own++;
-     store_rel(HEAD, own);                                       /* R2 */
-     if :: waiters[NF] != 0 -> wake(NF, 1) :: else -> skip fi
+     atomic {
+       store_rel(HEAD, own);                                     /* R2 */
+       wk = (waiters[NF] != 0)
+     };
+     if :: wk -> wake(NF, 1) :: else -> skip fi
   :: else -> skip
   fi
 }
@@ -253,8 +264,8 @@ inline spsc_try_recv() {
 
 inline mpmc_try_send() {
   if
-  :: closed -> st = CLOSED
-  :: else ->
+  :: atomic { closed -> st = CLOSED }
+  :: atomic { !closed ->          /* guards and claim: one step (docs/model.md) */
      st = OK;
      pos = mem[TAIL];
      do
@@ -276,18 +287,24 @@ inline mpmc_try_send() {
            assert(t != pos);
            pos = t
         fi
-     od;
+     od
+     };
      if
      :: st == OK ->
-        d_step { dp[pos % CAP] = prod; dk[pos % CAP] = k };      /* commit */
-        store_rel(SEQ0 + pos % CAP, 2 * (pos / CAP) + 1);        /* R4 */
-        if :: waiters[NE] != 0 -> wake(NE, 1) :: else -> skip fi
+        atomic {
+          dp[pos % CAP] = prod; dk[pos % CAP] = k;               /* commit */
+          store_rel(SEQ0 + pos % CAP, 2 * (pos / CAP) + 1);      /* R4 */
+          /* light_barrier(); then the relaxed load of waiters */
+          wk = (waiters[NE] != 0)
+        };
+        if :: wk -> wake(NE, 1) :: else -> skip fi
      :: else -> skip
      fi
   fi
 }
 
 inline mpmc_try_recv() {
+  atomic {                     /* claim: one step (see docs/model.md) */
   st = OK;
   saw_closed = 0;
   pos = mem[HEAD];
@@ -317,22 +334,33 @@ inline mpmc_try_recv() {
         assert(h != pos);
         pos = h
      fi
-  od;
+  od
+  };
   if
   :: st == OK ->
-     store_rel(SEQ0 + pos % CAP, 2 * (pos / CAP) + 2);           /* R5 */
-     if :: waiters[NF] != 0 -> wake(NF, 1) :: else -> skip fi
+     atomic {
+       store_rel(SEQ0 + pos % CAP, 2 * (pos / CAP) + 2);         /* R5 */
+       wk = (waiters[NF] != 0)
+     };
+     if :: wk -> wake(NF, 1) :: else -> skip fi
   :: else -> skip
   fi
 }
 
 inline attempt(line) {
+#if KIND == SPSC
   if
-  :: line == NE && KIND == SPSC -> spsc_try_recv()
-  :: line == NE && KIND == MPMC -> mpmc_try_recv()
-  :: line == NF && KIND == SPSC -> spsc_try_send()
-  :: line == NF && KIND == MPMC -> mpmc_try_send()
-  fi
+  :: line == NE -> spsc_try_recv()
+  :: else -> spsc_try_send()
+  fi;
+  d_step { t = 0; h = 0; wk = 0 }      /* dead temporaries: fewer states */
+#else
+  if
+  :: line == NE -> mpmc_try_recv()
+  :: else -> mpmc_try_send()
+  fi;
+  d_step { t = 0; h = 0; wk = 0; pos = 0; sq = 0; diff = 0; saw_closed = 0 }
+#endif
 }
 
 /* block(): the sleeping protocol of libipc/channel.cpp (spinning omitted) */
@@ -352,12 +380,12 @@ inline block(line) {
         attempt(line);
         fr = WOKEN;
         if :: st == WB -> futex_wait(line) :: else -> skip fi;
-        waiters[line]--;                      /* withdraw */
+        d_step { waiters[line]--; s_seq = 0 }  /* withdraw */
         if :: st == WB -> attempt(line) :: else -> skip fi;
         if
-        :: st != WB -> break
+        :: st != WB -> fr = 0; break
         :: else ->
-           if :: fr == TIMED_OUT -> st = TIMED_OUT; break :: else -> skip fi
+           if :: fr == TIMED_OUT -> st = TIMED_OUT; fr = 0; break :: else -> fr = 0 fi
         fi
      od
   fi
@@ -368,7 +396,7 @@ proctype worker(byte me; bool is_sender; byte prod; bool timed; bool mayquit)
   byte mybit = 1 << me;
   byte st, fr, s_seq, own, other, t, h, pos, sq, k, got;
   short diff;
-  bool saw_closed;
+  bool saw_closed, wk;
 
   if
   :: is_sender ->
