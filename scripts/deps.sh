@@ -8,6 +8,7 @@ packages=(
   liburing-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libsystemd-dev
   python3 dpkg-dev
+  spin  # model/run.sh: the SPIN model checker (docs/model.md)
 )
 
 missing=()
