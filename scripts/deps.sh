@@ -8,6 +8,7 @@ packages=(
   liburing-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libsystemd-dev
   python3 dpkg-dev
+  systemd  # systemd-analyze and systemd-socket-activate for tests/systemd_test.cpp
   spin  # model/run.sh: the SPIN model checker (docs/model.md)
 )
 
