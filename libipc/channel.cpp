@@ -376,7 +376,17 @@ Status Channel::mpmc_try_recv(Message& out) noexcept {
             // -1: not produced yet; -2: the previous lap's consumer is still
             // copying out. Either way: empty for us.
             if (diff < -2) return Status::corrupted;
-            if (saw_closed) return Status::closed;
+            if (saw_closed) {
+                // Closed and the slot at head is not produced yet. If a
+                // sender claimed this index (tail > pos) before close(), its
+                // message is still on the way and later indices may already
+                // be published: not drained yet, so wait for it. Relaxed:
+                // tail only tells us whether a claim exists; the message is
+                // ordered by its turn (R4/A5) when we come back.
+                // (Found by the SPIN model, docs/model.md.)
+                if (ctl_->tail.value.load(std::memory_order_relaxed) != pos) return Status::would_block;
+                return Status::closed;
+            }
             // Acquire pairs with the exchange in close(); then look once more
             // so a message sent before close() is still drained.
             if (!ctl_->header.closed.load(std::memory_order_acquire)) return Status::would_block;

@@ -322,7 +322,9 @@ inline mpmc_try_recv() {
      :: diff < 0 ->
         assert(diff >= -2);
         if
-        :: saw_closed -> st = CLOSED; break
+        :: saw_closed ->
+           /* a claim before close (tail > pos) is still on its way */
+           if :: mem[TAIL] != pos -> st = WB :: else -> st = CLOSED fi; break
         :: else ->
            if
            :: !closed -> st = WB; break
