@@ -16,6 +16,7 @@
 // benchmark library state in the child.
 #pragma once
 
+#include <errno.h>  // program_invocation_short_name
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -211,15 +212,17 @@ private:
 };
 
 // One benchmark call (set-up, all iterations, tear-down) must finish within
-// `seconds`, else the binary exits; the children follow (PDEATHSIG).
+// `seconds`, else the binary exits; the children follow (PDEATHSIG), and a
+// benchmark's temporary files (e.g. /tmp/ipcd-bench-*) stay behind.
 class Watchdog {
 public:
     explicit Watchdog(const char* name, unsigned seconds = 120) {
         current() = name;
         struct sigaction sa {};
         sa.sa_handler = [](int) {
-            static const char msg[] = "channel_bench: watchdog: this benchmark hung, giving up: ";
-            ssize_t r = ::write(2, msg, sizeof msg - 1);
+            static const char msg[] = ": watchdog: this benchmark hung, giving up: ";
+            ssize_t r = ::write(2, program_invocation_short_name, std::strlen(program_invocation_short_name));
+            r = ::write(2, msg, sizeof msg - 1);
             r = ::write(2, current(), std::strlen(current()));
             r = ::write(2, "\n", 1);
             (void)r;

@@ -87,6 +87,7 @@ namespace {
 
 using bench::Child;
 using bench::Shared;
+using bench::Watchdog;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -116,32 +117,6 @@ void sleep_s(double s) {
     while (::nanosleep(&t, &t) != 0 && errno == EINTR) {
     }
 }
-
-// One benchmark call (set-up, all iterations, tear-down) must end within
-// `seconds`, else the binary exits; the children follow (PDEATHSIG), and the
-// temporary directories of that call stay behind in /tmp/ipcd-bench-*.
-class Watchdog {
-public:
-    explicit Watchdog(const char* name, unsigned seconds = 120) {
-        current() = name;
-        struct sigaction sa {};
-        sa.sa_handler = [](int) {
-            static const char msg[] = "daemon_bench: watchdog: this benchmark hung, giving up: ";
-            ssize_t r = ::write(2, msg, sizeof msg - 1);
-            r = ::write(2, current(), std::strlen(current()));
-            r = ::write(2, "\n", 1);
-            (void)r;
-            ::_exit(3);
-        };
-        ::sigaction(SIGALRM, &sa, nullptr);
-        ::alarm(seconds);
-    }
-    ~Watchdog() { ::alarm(0); }
-    static const char*& current() {
-        static const char* name = "";
-        return name;
-    }
-};
 
 // ---------------------------------------------------------------------------
 // Plumbing: a temporary directory, CPU placement, process statistics.
