@@ -79,11 +79,19 @@ SessionId id_of(std::uint64_t ud) { return static_cast<SessionId>(ud); }
 
 const char* errstr(int err) { return std::strerror(err); }
 
-Now clock_now() {
-    timespec m{}, r{};
+// CLOCK_MONOTONIC alone, in ns: for timers and the spin loop, which have no
+// use for the wall clock.
+std::int64_t mono_ns() {
+    timespec m{};
     ::clock_gettime(CLOCK_MONOTONIC, &m);
+    return m.tv_sec * 1'000'000'000LL + m.tv_nsec;
+}
+
+Now clock_now() {
+    timespec r{};
+    const std::int64_t m = mono_ns();
     ::clock_gettime(CLOCK_REALTIME, &r);
-    return Now{m.tv_sec * 1'000'000'000LL + m.tv_nsec, r.tv_sec * 1'000'000'000LL + r.tv_nsec};
+    return Now{m, r.tv_sec * 1'000'000'000LL + r.tv_nsec};
 }
 
 // --- the session segment ---------------------------------------------------
@@ -540,7 +548,7 @@ bool Server::wait_for_events() {
         if (auto n = notify_deadline(); n && (!deadline || *n < *deadline)) deadline = n;
     }
     if (sleep && deadline) {
-        const std::int64_t left = *deadline - clock_now().mono_ns;
+        const std::int64_t left = *deadline - mono_ns();
         if (left <= 0) {
             sleep = false;
         } else {
@@ -631,7 +639,7 @@ void Server::setup_notify() {
     notify_ = ns && *ns;
     if (!notify_) return;
     status_sent_ = counts();
-    status_sent_ns_ = clock_now().mono_ns;
+    status_sent_ns_ = mono_ns();
     std::uint64_t usec = 0;
     // > 0 only if $WATCHDOG_USEC is set and $WATCHDOG_PID, if set, is ours.
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
@@ -656,7 +664,7 @@ void Server::notify_housekeeping() {
     const bool changed = !(counts() == status_sent_);
     if (!changed) status_due_ns_.reset();  // changed and back again: nothing to say
     if (!changed && !watchdog_interval_ns_) return;
-    const std::int64_t now = clock_now().mono_ns;
+    const std::int64_t now = mono_ns();
     if (changed) {
         if (now - status_sent_ns_ >= 1'000'000'000) {
             char status[512];
@@ -998,15 +1006,15 @@ void Server::spin_idle() {
     io_uring_submit(&ring_);
     const std::int64_t limit = std::int64_t{opt_.spin_us} * 1000;
     const std::int64_t budget = std::min(spin_budget_ns_, limit);
-    const std::int64_t start = clock_now().mono_ns;
+    const std::int64_t start = mono_ns();
     for (unsigned round = 0;; ++round) {
         if (poll_once()) {
-            const std::int64_t took = clock_now().mono_ns - start;
+            const std::int64_t took = mono_ns() - start;
             spin_budget_ns_ = std::clamp<std::int64_t>(std::max(budget, 2 * took), 2'000, limit);
             return;
         }
         if (idle_.empty() || io_uring_cq_ready(&ring_) != 0) return;  // other work first; spin again later
-        if ((round & 15) == 15 && clock_now().mono_ns - start >= budget) break;
+        if ((round & 15) == 15 && mono_ns() - start >= budget) break;
 #if defined(__x86_64__)
         __builtin_ia32_pause();
 #endif
