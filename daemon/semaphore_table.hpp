@@ -66,6 +66,7 @@ struct Peer {
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups;  // supplementary groups, may be empty
+    std::string comm;           // command name (/proc/PID/comm at connect), for Op::sessions
 };
 
 struct Limits {
@@ -73,6 +74,33 @@ struct Limits {
     std::uint32_t semaphores_per_user = 256;   // created and not yet removed
     std::uint32_t waits_per_user = 1024;       // pending acquires
     std::uint32_t handles_per_session = 4096;  // open handles, dangling ones included
+};
+
+// Per-uid exceptions to the default Limits (from the configuration file);
+// an unset field takes the default.
+struct UserLimits {
+    std::optional<std::uint32_t> sessions;
+    std::optional<std::uint32_t> semaphores;
+    std::optional<std::uint32_t> waits;
+};
+
+// Who may create semaphores (Op::create). Root always may. With `anyone`
+// every uid may; otherwise only the listed uids and members (primary or
+// supplementary) of the listed gids.
+struct CreatePolicy {
+    bool anyone = true;
+    std::vector<uid_t> users;
+    std::vector<gid_t> groups;
+};
+
+// A semaphore declared in the configuration file: created at start (and on
+// reload) with these attributes, persistent, and not removable by clients.
+struct Declared {
+    std::string name;
+    std::uint32_t permits = 0;
+    uid_t owner = 0;
+    gid_t group = 0;
+    std::uint32_t mode = 0;
 };
 
 struct Now {

@@ -127,6 +127,21 @@ std::vector<gid_t> peer_groups(int fd) {
     return {};
 }
 
+// The peer's command name, for `ipcctl sessions`; "" if it already exited
+// or /proc hides it. Read once at connect: a pid may be reused later.
+std::string command_name(pid_t pid) {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
+    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd) return {};
+    char buf[proto::comm_max + 1] = {};
+    const ssize_t n = ipc::detail::retry_eintr([&] { return ::read(fd.get(), buf, proto::comm_max); });
+    if (n <= 0) return {};
+    std::string s(buf, static_cast<std::size_t>(n));
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+    return s;
+}
+
 // Sends the Hello, with `memfd` attached unless it is -1 (a refusal).
 bool send_hello(int sock, const proto::Hello& hello, int memfd) {
     iovec iov{const_cast<proto::Hello*>(&hello), sizeof hello};
@@ -860,7 +875,7 @@ void Server::new_session(UniqueFd sock) {
         log::line(log::warning, "cannot read the credentials of a new connection: %s; closing it", errstr(errno));
         return;
     }
-    Peer peer{cred.pid, cred.uid, cred.gid, peer_groups(sock.get())};
+    Peer peer{cred.pid, cred.uid, cred.gid, peer_groups(sock.get()), command_name(cred.pid)};
     const SessionId id = allocate_id();
     if (Result r = table_.add_session(id, peer); r != Result::ok) {
         // Refused: a Hello without a memfd, session id 0, `reserved` = why.

@@ -36,10 +36,10 @@ protected:
     Outbox out;
     std::uint64_t next_id = 1;
 
-    Peer root{10, 0, 0, {}};
-    Peer alice{20, 1000, 1000, {}};
-    Peer bob{30, 1001, 1001, {}};
-    Peer carol{40, 1002, 1002, {1000}};  // in alice's group as a supplementary group
+    Peer root{10, 0, 0, {}, ""};
+    Peer alice{20, 1000, 1000, {}, ""};
+    Peer bob{30, 1001, 1001, {}, ""};
+    Peer carol{40, 1002, 1002, {1000}, ""};  // in alice's group as a supplementary group
 
     Message req(Op op, std::uint64_t handle = 0, std::uint64_t r2 = 0, std::uint64_t r3 = 0) {
         Message m = proto::request(op, next_id++);
@@ -443,7 +443,7 @@ TEST_F(SemaphoreTableTest, StopAnswersEveryWaiterAndRefusesNewWaits) {
 }
 
 TEST_F(SemaphoreTableTest, HolderAndWaiterIteration) {
-    Peer p1{111, 0, 0, {}}, p2{222, 0, 0, {}};
+    Peer p1{111, 0, 0, {}, ""}, p2{222, 0, 0, {}, ""};
     ASSERT_EQ(t.add_session(1, p1), Result::ok);
     ASSERT_EQ(t.add_session(2, p2), Result::ok);
     const auto h = create(1, "it", 3);

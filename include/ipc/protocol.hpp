@@ -149,11 +149,37 @@ enum class Op : std::uint32_t {
     // req: -.  rep: mr2 = sessions, mr3 = semaphores, mr4 = waiting
     //      requests, mr5 = daemon pid, mr6 = daemon start (CLOCK_REALTIME, s)
     status = 11,
+    // req: mr2 = index (0, 1, ...), sessions in id order.
+    // rep: mr2 = session id (low) | pid (high), mr3 = uid (low) | gid (high),
+    //      mr4 = permits held, all semaphores (low) | pending acquires (high),
+    //      mr5..6 = command name (/proc/PID/comm at connect, 16 bytes,
+    //      NUL-padded); Result::end past the last
+    sessions = 12,
+    // req: mr2 = session id. Root only (else permission_denied); not_found
+    // if no such session; invalid_argument for the caller's own session.
+    // Ends that session as if its client had died: every permit given back,
+    // its waits cancelled, its socket closed (the client sees ECONNRESET).
+    // rep: mr2 = permits given back, mr3 = waits cancelled
+    release_session = 13,
+    // req: -. Root only. ipcd re-reads its configuration file (as SIGHUP).
+    // rep: ok, or bad_config (the file is invalid: ipcd's log says where
+    //      and why, and the running configuration stays); mr2 = declared
+    //      semaphores after the reload
+    reload = 14,
+    // req: mr2 = uid (UINT64_MAX: the caller's).
+    // rep: mr2 = sessions (low) | limit (high), mr3 = semaphores owned
+    //      (low) | limit (high), mr4 = pending acquires (low) | limit
+    //      (high), mr5 = uid (low) | may create semaphores (high: 0 or 1),
+    //      mr6 = open handles per session limit. A limit of 0: no limit
+    //      (root, who is exempt).
+    usage = 15,
 };
 
 inline constexpr unsigned reply_flag = 0x800;      // tag flag set on every reply
 inline constexpr unsigned create_persist = 0x001;  // Op::create: survive restarts
-inline constexpr std::uint32_t sem_persistent = 0x1;
+inline constexpr std::uint32_t sem_persistent = 0x1;  // Op::stat flags
+inline constexpr std::uint32_t sem_declared = 0x2;    // from the configuration file
+inline constexpr std::size_t comm_max = 16;           // Op::sessions command name
 
 inline constexpr std::uint64_t wait_forever = UINT64_MAX;
 
@@ -174,6 +200,8 @@ enum class Result : std::uint32_t {
     unknown_op = 13,        // label is not an Op
     busy = 14,              // close of a handle with permits held
     too_many = 15,          // count exceeds the semaphore's permits
+    bad_config = 16,        // reload: the configuration file is invalid
+    declared = 17,          // remove: the semaphore is declared in the configuration
 };
 
 // A short, user-facing description for each Result.
@@ -195,6 +223,8 @@ constexpr const char* describe(Result r) noexcept {
         case Result::unknown_op: return "unknown operation";
         case Result::busy: return "permits are still held";
         case Result::too_many: return "more permits requested than the semaphore has";
+        case Result::bad_config: return "ipcd's configuration file is invalid (its log says where and why)";
+        case Result::declared: return "the semaphore is declared in ipcd's configuration file";
     }
     return "unknown result";
 }
