@@ -6,7 +6,9 @@
 #include "semaphore_table.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
+#include <set>
 
 namespace ipcd {
 
@@ -49,10 +51,11 @@ unsigned allowed_flags(std::uint32_t label) {
 
 Result SemaphoreTable::add_session(SessionId id, const Peer& peer) {
     if (sessions_.count(id) != 0) return Result::invalid_argument;
-    Usage& u = usage_[peer.uid];
-    if (limited(peer.uid) && u.sessions >= limits_.sessions_per_user) return Result::limit;
+    auto uit = usage_.find(peer.uid);
+    const std::uint32_t have = uit == usage_.end() ? 0 : uit->second.sessions;
+    if (limited(peer.uid) && have >= limits_for(peer.uid).sessions_per_user) return Result::limit;
     // commit
-    ++u.sessions;
+    ++usage_[peer.uid].sessions;
     SessionRec rec;
     rec.peer = peer;
     sessions_.emplace(id, std::move(rec));
@@ -90,7 +93,7 @@ Departure SemaphoreTable::remove_session(SessionId id, const Now& now, Outbox& o
         }
         auto h = sem.holders.find(id);
         if (h != sem.holders.end()) {
-            sem.available += h->second.count;
+            sem.held -= h->second.count;
             d.permits_released += h->second.count;
             ++d.semaphores_held;
             sem.holders.erase(h);
@@ -98,10 +101,10 @@ Departure SemaphoreTable::remove_session(SessionId id, const Now& now, Outbox& o
         }
         if (any) touched.push_back(sem.id);
     }
-    Usage& u = usage_[s.peer.uid];
-    --u.sessions;
-    if (u.sessions == 0 && u.semaphores == 0 && u.waits == 0) usage_.erase(s.peer.uid);
+    const uid_t uid = s.peer.uid;
+    if (auto u = usage_.find(uid); u != usage_.end() && u->second.sessions != 0) --u->second.sessions;
     sessions_.erase(sit);
+    forget_if_idle(uid);
     // Then serve whoever the departure unblocked, semaphore by semaphore.
     for (SemId sid : touched) {
         auto semit = sems_.find(sid);
@@ -133,6 +136,15 @@ void SemaphoreTable::handle(SessionId id, const Message& req, const Now& now, Ou
             case Op::remove: rep = op_remove(s, req, out); break;
             case Op::close: rep = op_close(id, s, req); break;
             case Op::status: rep = op_status(req); break;
+            case Op::sessions: rep = op_sessions(req); break;
+            case Op::release_session: rep = op_release_session(id, s, req, now, out); break;
+            case Op::usage: rep = op_usage(s, req); break;
+            // The daemon answers reload itself (it reads the configuration
+            // file); the table cannot, so root learns that this path does not
+            // reload, and others are refused as the daemon would refuse them.
+            case Op::reload:
+                rep = proto::reply(req, s.peer.uid == 0 ? Result::unknown_op : Result::permission_denied);
+                break;
             default: rep = proto::reply(req, Result::unknown_op); break;
         }
     }
@@ -181,16 +193,20 @@ std::optional<Message> SemaphoreTable::op_create(SessionRec& s, const Message& r
     const std::uint32_t permits = proto::low(req.mr[1]);
     const std::uint32_t mode = proto::high(req.mr[1]);
     if (!name || permits == 0 || mode > 0777) return proto::reply(req, Result::invalid_argument);
+    if (!may_create(s.peer)) return proto::reply(req, Result::permission_denied);
     if (by_name_.count(*name) != 0) return proto::reply(req, Result::exists);
-    Usage& u = usage_[s.peer.uid];
-    if (limited(s.peer.uid) && u.semaphores >= limits_.semaphores_per_user) return proto::reply(req, Result::limit);
+    auto uit = usage_.find(s.peer.uid);
+    const std::uint32_t owned = uit == usage_.end() ? 0 : uit->second.semaphores;
+    if (limited(s.peer.uid) && owned >= limits_for(s.peer.uid).semaphores_per_user)
+        return proto::reply(req, Result::limit);
     if (s.handles.size() >= limits_.handles_per_session) return proto::reply(req, Result::limit);
     // commit
+    Usage& u = usage_[s.peer.uid];
     const SemId id = next_sem_++;
     Sem& sem = sems_[id];
     sem.id = id;
     sem.name = *name;
-    sem.permits = sem.available = permits;
+    sem.permits = permits;
     sem.owner = s.peer.uid;
     sem.group = s.peer.gid;
     sem.mode = mode;
@@ -231,17 +247,20 @@ std::optional<Message> SemaphoreTable::op_acquire(SessionId id, SessionRec& s, c
     if (count == 0) return proto::reply(req, Result::invalid_argument);
     if (count > sem->permits) return proto::reply(req, Result::too_many);
     const auto n = static_cast<std::uint32_t>(count);
-    if (sem->waiters.empty() && sem->available >= n) {
+    if (sem->waiters.empty() && fits(*sem, n)) {
         // commit: granted now.
         grant(*sem, id, n, now);
         return grant_reply(req.mr[0], sem->last_token, sem->holders.at(id).count);
     }
     if (timeout == 0) return proto::reply(req, Result::would_block);
     if (stopping_) return proto::reply(req, Result::stopping);
-    Usage& u = usage_[s.peer.uid];
-    if (limited(s.peer.uid) && u.waits >= limits_.waits_per_user) return proto::reply(req, Result::limit);
+    auto uit = usage_.find(s.peer.uid);
+    const std::uint32_t waiting = uit == usage_.end() ? 0 : uit->second.waits;
+    if (limited(s.peer.uid) && waiting >= limits_for(s.peer.uid).waits_per_user)
+        return proto::reply(req, Result::limit);
     // commit: the request waits; its reply comes from pump(), expire(),
-    // erase_sem() or stop().
+    // erase_sem(), stop() or set_permits().
+    Usage& u = usage_[s.peer.uid];
     const WaitId wid = next_wait_++;
     const std::int64_t deadline = timeout == proto::wait_forever ? no_deadline : saturating_add(now.mono_ns, timeout);
     sem->waiters.push_back(Waiter{wid, id, req.mr[0], n, now.real_ns, deadline});
@@ -267,7 +286,7 @@ std::optional<Message> SemaphoreTable::op_release(SessionId id, SessionRec& s, c
     h->second.count -= n;
     const std::uint32_t left = h->second.count;
     if (left == 0) sem->holders.erase(h);
-    sem->available += n;
+    sem->held -= n;
     Message rep = proto::reply(req, Result::ok);
     rep.mr[3] = left;
     // The releaser's reply goes out before the grants it causes.
@@ -281,11 +300,13 @@ std::optional<Message> SemaphoreTable::op_stat(SessionRec& s, const Message& req
     if (Result r = lookup(s, req.mr[1], sem); r != Result::ok) return proto::reply(req, r);
     if (!allowed(*sem, s.peer, want_read)) return proto::reply(req, Result::permission_denied);
     Message rep = proto::reply(req, Result::ok);
-    rep.mr[2] = proto::pack(sem->permits, sem->available);
+    rep.mr[2] = proto::pack(sem->permits, available(*sem));
     rep.mr[3] = proto::pack(static_cast<std::uint32_t>(sem->holders.size()),
                             static_cast<std::uint32_t>(sem->waiters.size()));
     rep.mr[4] = proto::pack(sem->owner, sem->group);
-    rep.mr[5] = proto::pack(sem->mode, sem->persistent ? proto::sem_persistent : 0u);
+    const std::uint32_t flags =
+        (sem->persistent ? proto::sem_persistent : 0u) | (sem->declared ? proto::sem_declared : 0u);
+    rep.mr[5] = proto::pack(sem->mode, flags);
     rep.mr[6] = sem->last_token;
     return rep;
 }
@@ -327,7 +348,7 @@ std::optional<Message> SemaphoreTable::op_list(const Message& req) {
     const Sem& sem = sems_.at(it->second);
     Message rep = proto::reply(req, Result::ok);
     proto::pack_name(rep, 2, sem.name);
-    rep.mr[6] = proto::pack(sem.permits, sem.available);
+    rep.mr[6] = proto::pack(sem.permits, available(sem));
     return rep;
 }
 
@@ -337,6 +358,9 @@ std::optional<Message> SemaphoreTable::op_remove(SessionRec& s, const Message& r
     auto it = by_name_.find(*name);
     if (it == by_name_.end()) return proto::reply(req, Result::not_found);
     Sem& sem = sems_.at(it->second);
+    // Declared first: not even root removes one, and the answer tells the
+    // caller where the semaphore comes from.
+    if (sem.declared) return proto::reply(req, Result::declared);
     if (s.peer.uid != 0 && s.peer.uid != sem.owner) return proto::reply(req, Result::permission_denied);
     // commit
     erase_sem(sem, out);
@@ -372,11 +396,92 @@ std::optional<Message> SemaphoreTable::op_status(const Message& req) {
     return rep;
 }
 
+std::optional<Message> SemaphoreTable::op_sessions(const Message& req) {
+    const std::uint64_t index = req.mr[2];
+    if (index >= sessions_.size()) return proto::reply(req, Result::end);
+    auto it = std::next(sessions_.begin(), static_cast<std::ptrdiff_t>(index));
+    const SessionId who = it->first;
+    const SessionRec& s = it->second;
+    // Permits held, over every semaphore the session has a handle on (a
+    // session holds permits only through a handle: close refuses otherwise).
+    std::uint64_t held = 0;
+    for (const auto& [handle, rec] : s.handles) {
+        auto semit = sems_.find(rec.sem);
+        if (semit == sems_.end()) continue;
+        auto h = semit->second.holders.find(who);
+        if (h != semit->second.holders.end()) held += h->second.count;
+    }
+    Message rep = proto::reply(req, Result::ok);
+    rep.mr[2] = proto::pack(who, static_cast<std::uint32_t>(s.peer.pid));
+    rep.mr[3] = proto::pack(s.peer.uid, s.peer.gid);
+    rep.mr[4] = proto::pack(static_cast<std::uint32_t>(std::min<std::uint64_t>(held, UINT32_MAX)), s.waits);
+    char comm[proto::comm_max] = {};
+    std::memcpy(comm, s.peer.comm.data(), std::min(s.peer.comm.size(), proto::comm_max));
+    static_assert(sizeof comm == 2 * sizeof(std::uint64_t), "the command name fills mr5..6");
+    std::memcpy(&rep.mr[5], comm, sizeof comm);
+    return rep;
+}
+
+std::optional<Message> SemaphoreTable::op_release_session(SessionId id, SessionRec& s, const Message& req,
+                                                          const Now& now, Outbox& out) {
+    if (s.peer.uid != 0) return proto::reply(req, Result::permission_denied);
+    const std::uint64_t target = req.mr[2];
+    if (target == id) return proto::reply(req, Result::invalid_argument);
+    if (target > UINT32_MAX || sessions_.count(static_cast<SessionId>(target)) == 0)
+        return proto::reply(req, Result::not_found);
+    // commit: from here the target session is gone. `s` stays valid: only
+    // the target's node leaves sessions_.
+    const auto victim = static_cast<SessionId>(target);
+    Outbox grants;
+    const Departure d = remove_session(victim, now, grants);
+    kicked_.push_back(victim);
+    Message rep = proto::reply(req, Result::ok);
+    rep.mr[2] = d.permits_released;
+    rep.mr[3] = d.waits_cancelled;
+    // The caller's reply goes out before the grants it causes (as release).
+    out.push_back({id, rep});
+    out.insert(out.end(), grants.begin(), grants.end());
+    return std::nullopt;
+}
+
+std::optional<Message> SemaphoreTable::op_usage(SessionRec& s, const Message& req) {
+    const std::uint64_t asked = req.mr[2];
+    if (asked != UINT64_MAX && asked > UINT32_MAX) return proto::reply(req, Result::invalid_argument);
+    const uid_t uid = asked == UINT64_MAX ? s.peer.uid : static_cast<uid_t>(asked);
+    // may_create: the caller's full credentials when it asks about itself.
+    // For another uid the table knows no user database, so it takes that
+    // uid's primary gid from its lowest-numbered live session (no
+    // supplementary groups), and with no session judges by the uid alone.
+    bool creates = false;
+    if (uid == s.peer.uid) {
+        creates = may_create(s.peer);
+    } else {
+        auto sit = std::find_if(sessions_.begin(), sessions_.end(),
+                                [uid](const auto& e) { return e.second.peer.uid == uid; });
+        if (sit != sessions_.end()) {
+            creates = may_create(Peer{0, uid, sit->second.peer.gid, {}, {}});
+        } else {
+            const auto& users = policy_.users;
+            creates = uid == 0 || policy_.anyone || std::find(users.begin(), users.end(), uid) != users.end();
+        }
+    }
+    Usage u;
+    if (auto it = usage_.find(uid); it != usage_.end()) u = it->second;
+    const Limits l = limited(uid) ? limits_for(uid) : Limits{0, 0, 0, limits_.handles_per_session};
+    Message rep = proto::reply(req, Result::ok);
+    rep.mr[2] = proto::pack(u.sessions, l.sessions_per_user);
+    rep.mr[3] = proto::pack(u.semaphores, l.semaphores_per_user);
+    rep.mr[4] = proto::pack(u.waits, l.waits_per_user);
+    rep.mr[5] = proto::pack(uid, creates ? 1u : 0u);
+    rep.mr[6] = l.handles_per_session;
+    return rep;
+}
+
 // ---------------------------------------------------------------------------
 // Grants and waits
 
 void SemaphoreTable::grant(Sem& sem, SessionId session, std::uint32_t count, const Now& now) {
-    sem.available -= count;
+    sem.held += count;
     ++sem.last_token;
     if (sem.persistent && sem.last_token > sem.token_mark) {
         sem.token_mark = sem.last_token + token_block;
@@ -390,7 +495,7 @@ void SemaphoreTable::grant(Sem& sem, SessionId session, std::uint32_t count, con
 void SemaphoreTable::pump(Sem& sem, const Now& now, Outbox& out) {
     // Strict FIFO: stop at the first waiter that does not fit, even if a
     // smaller request behind it would.
-    while (!sem.waiters.empty() && sem.waiters.front().count <= sem.available) {
+    while (!sem.waiters.empty() && fits(sem, sem.waiters.front().count)) {
         auto it = sem.waiters.begin();
         grant(sem, it->session, it->count, now);
         out.push_back({it->session, grant_reply(it->request_id, sem.last_token, sem.holders.at(it->session).count)});
@@ -418,10 +523,8 @@ void SemaphoreTable::erase_sem(Sem& sem, Outbox& out) {
     }
     if (sem.counted) {
         auto u = usage_.find(sem.owner);
-        if (u != usage_.end()) {
-            --u->second.semaphores;
-            if (u->second.sessions == 0 && u->second.semaphores == 0 && u->second.waits == 0) usage_.erase(u);
-        }
+        if (u != usage_.end() && u->second.semaphores != 0) --u->second.semaphores;
+        forget_if_idle(sem.owner);
     }
     if (sem.persistent) persistent_dirty_ = true;
     // Holders' permits vanish with the semaphore; their handles now dangle
@@ -478,7 +581,7 @@ Result SemaphoreTable::restore(const Definition& d) {
     Sem& sem = sems_[id];
     sem.id = id;
     sem.name = d.name;
-    sem.permits = sem.available = d.permits;
+    sem.permits = d.permits;
     sem.owner = d.owner;
     sem.group = d.group;
     sem.mode = d.mode;
@@ -488,6 +591,134 @@ Result SemaphoreTable::restore(const Definition& d) {
     ++usage_[d.owner].semaphores;
     by_name_.emplace(sem.name, id);
     return Result::ok;
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+void SemaphoreTable::set_limits(const Limits& defaults, std::map<uid_t, UserLimits> per_user) {
+    limits_ = defaults;
+    per_user_ = std::move(per_user);
+}
+
+Limits SemaphoreTable::limits_for(uid_t uid) const {
+    Limits l = limits_;
+    auto it = per_user_.find(uid);
+    if (it == per_user_.end()) return l;
+    const UserLimits& u = it->second;
+    if (u.sessions) l.sessions_per_user = *u.sessions;
+    if (u.semaphores) l.semaphores_per_user = *u.semaphores;
+    if (u.waits) l.waits_per_user = *u.waits;
+    return l;
+}
+
+bool SemaphoreTable::may_create(const Peer& peer) const {
+    if (peer.uid == 0 || policy_.anyone) return true;
+    const auto& users = policy_.users;
+    if (std::find(users.begin(), users.end(), peer.uid) != users.end()) return true;
+    for (gid_t g : policy_.groups) {
+        if (g == peer.gid) return true;
+        if (std::find(peer.groups.begin(), peer.groups.end(), g) != peer.groups.end()) return true;
+    }
+    return false;
+}
+
+void SemaphoreTable::forget_if_idle(uid_t uid) {
+    auto u = usage_.find(uid);
+    if (u != usage_.end() && u->second.sessions == 0 && u->second.semaphores == 0 && u->second.waits == 0)
+        usage_.erase(u);
+}
+
+void SemaphoreTable::set_permits(Sem& sem, std::uint32_t permits, const Now& now, Outbox& out) {
+    if (permits == sem.permits) return;
+    const bool lowered = permits < sem.permits;
+    sem.permits = permits;
+    if (sem.persistent) persistent_dirty_ = true;
+    if (lowered) {
+        // Waiters that want more than the semaphore now has can never be
+        // granted (acquire refuses such a count up front: the same answer).
+        for (auto it = sem.waiters.begin(); it != sem.waiters.end();) {
+            auto next = std::next(it);
+            if (it->count > permits) {
+                out.push_back({it->session, deferred_reply(Op::acquire, it->request_id, Result::too_many)});
+                unlink_waiter(sem, it);
+            }
+            it = next;
+        }
+    }
+    // Raised: more fits. Lowered: a refused head may have been all that
+    // blocked the queue (pump grants only while held + count <= permits).
+    pump(sem, now, out);
+}
+
+DeclareReport SemaphoreTable::declare(const std::vector<Declared>& decls, const Now& now, Outbox& out) {
+    DeclareReport report;
+    std::set<std::string, std::less<>> wanted;  // names of usable entries, and names refused entries keep
+    for (const Declared& d : decls) {
+        if (!proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777 || wanted.count(d.name) != 0) {
+            report.refused.push_back(d.name);
+            // A refused entry leaves a declared semaphore of that name
+            // declared, as it was, rather than undeclaring it below.
+            if (proto::valid_name(d.name)) wanted.insert(d.name);
+            continue;
+        }
+        wanted.insert(d.name);
+        auto it = by_name_.find(d.name);
+        if (it == by_name_.end()) {
+            const SemId id = next_sem_++;
+            Sem& sem = sems_[id];
+            sem.id = id;
+            sem.name = d.name;
+            sem.permits = d.permits;
+            sem.owner = d.owner;
+            sem.group = d.group;
+            sem.mode = d.mode;
+            sem.persistent = true;
+            sem.declared = true;
+            sem.counted = false;
+            by_name_.emplace(sem.name, id);
+            persistent_dirty_ = true;
+            report.created.push_back(d.name);
+            continue;
+        }
+        Sem& sem = sems_.at(it->second);
+        const bool adopt = !sem.declared;
+        const bool differs =
+            sem.permits != d.permits || sem.owner != d.owner || sem.group != d.group || sem.mode != d.mode;
+        if (adopt) {
+            if (sem.counted) {
+                auto u = usage_.find(sem.owner);
+                if (u != usage_.end() && u->second.semaphores != 0) --u->second.semaphores;
+                forget_if_idle(sem.owner);
+                sem.counted = false;
+            }
+            sem.declared = true;
+            // A non-persistent one has token_mark 0: its next grant reserves
+            // a block, and persistent() saves last_token meanwhile.
+            sem.persistent = true;
+            persistent_dirty_ = true;
+        }
+        if (differs) {
+            sem.owner = d.owner;
+            sem.group = d.group;
+            sem.mode = d.mode;
+            persistent_dirty_ = true;
+            set_permits(sem, d.permits, now, out);
+        }
+        if (adopt)
+            report.adopted.push_back(d.name);
+        else if (differs)
+            report.changed.push_back(d.name);
+    }
+    for (auto& [name, id] : by_name_) {
+        Sem& sem = sems_.at(id);
+        if (!sem.declared || wanted.count(name) != 0) continue;
+        // Stays persistent and uncounted: it belongs to nobody's quota, and
+        // its holders, waiters and tokens carry on.
+        sem.declared = false;
+        report.undeclared.push_back(name);
+    }
+    return report;
 }
 
 }  // namespace ipcd
