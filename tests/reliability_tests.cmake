@@ -1,0 +1,25 @@
+# Reliability: ipcd and the channel under kill -9 chaos (label "chaos").
+# docs/reliability.md says what each test covers and how to run the long
+# versions.
+#
+#   chaos_soak           ipcd: client processes acquiring and releasing while
+#                        the driver kill -9s them in acquire, holding or in
+#                        release; an independent witness in shared memory
+#   channel_chaos_test   an MPMC named channel: producers and consumers
+#                        killed and respawned; exactly-once bookkeeping
+
+# The short runs are bounded in time; under the sanitizers (several times
+# slower) they run for less, so the whole CTest stays within budget.
+if(IPC_SANITIZE_ADDRESS OR IPC_SANITIZE_THREAD)
+  set(IPC_CHAOS_SECONDS 12)
+else()
+  set(IPC_CHAOS_SECONDS 30)
+endif()
+
+add_executable(chaos_soak chaos_soak.cpp)
+target_link_libraries(chaos_soak PRIVATE ipc::ipc ipc_build_flags PkgConfig::LIBURING)
+target_compile_definitions(chaos_soak PRIVATE IPCD_PATH="$<TARGET_FILE:ipcd>")
+add_dependencies(chaos_soak ipcd)
+add_test(NAME chaos_soak_short
+         COMMAND chaos_soak --ipcd $<TARGET_FILE:ipcd> --duration ${IPC_CHAOS_SECONDS} --clients 8 --semaphores 3)
+set_tests_properties(chaos_soak_short PROPERTIES LABELS chaos TIMEOUT 120 SKIP_RETURN_CODE 77)
