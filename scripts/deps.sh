@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libsystemd-dev
+  libcli11-dev nlohmann-json3-dev libsystemd-dev libtomlplusplus-dev
   python3 dpkg-dev
   systemd  # systemd-analyze and systemd-socket-activate for tests/systemd_test.cpp
   spin  # model/run.sh: the SPIN model checker (docs/model.md)

@@ -19,3 +19,7 @@ ipcd_add_test(daemon_thread_test thread)
 # activation (systemd-socket-activate), READY/STATUS/STOPPING/WATCHDOG.
 ipcd_add_test(systemd_test integration)
 target_compile_definitions(systemd_test PRIVATE IPCD_UNIT_DIR="${PROJECT_SOURCE_DIR}/systemd")
+
+# The configuration file parser alone (unit), against the shipped sample too.
+ipc_add_test(config_test SOURCES config_test.cpp LABELS unit LIBS ipcd_config)
+target_compile_definitions(config_test PRIVATE IPCD_SAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/etc/ipcd.conf")
