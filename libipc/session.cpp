@@ -361,6 +361,61 @@ SemaphoreInfo Session::stat(std::string_view name, bool details) {
     return sem.stat(details);
 }
 
+std::vector<SessionInfo> Session::sessions() {
+    std::vector<SessionInfo> out;
+    for (std::uint64_t i = 0;; ++i) {
+        Message req = proto::request(Op::sessions, 0);
+        req.mr[2] = i;
+        Message rep;
+        const std::error_code ec = call(req, rep);
+        if (ec == Result::end) break;
+        if (ec) fail(ec, "list ipcd sessions");
+        SessionInfo info;
+        info.id = proto::low(rep.mr[2]);
+        info.pid = static_cast<pid_t>(proto::high(rep.mr[2]));
+        info.uid = proto::low(rep.mr[3]);
+        info.gid = proto::high(rep.mr[3]);
+        info.permits_held = proto::low(rep.mr[4]);
+        info.waits = proto::high(rep.mr[4]);
+        char comm[proto::comm_max];
+        static_assert(sizeof comm == 2 * sizeof rep.mr[5], "the command name fills mr5..6");
+        std::memcpy(comm, &rep.mr[5], sizeof comm);
+        info.comm.assign(comm, ::strnlen(comm, sizeof comm));
+        out.push_back(std::move(info));
+    }
+    return out;
+}
+
+ReleaseResult Session::release_session(std::uint32_t id) {
+    Message req = proto::request(Op::release_session, 0);
+    req.mr[2] = id;
+    Message rep;
+    if (auto ec = call(req, rep)) fail(ec, "release ipcd session " + std::to_string(id));
+    return ReleaseResult{rep.mr[2], static_cast<std::uint32_t>(rep.mr[3])};
+}
+
+std::uint32_t Session::reload() {
+    Message rep;
+    if (auto ec = call(proto::request(Op::reload, 0), rep)) fail(ec, "reload ipcd's configuration");
+    return static_cast<std::uint32_t>(rep.mr[2]);
+}
+
+UsageInfo Session::usage(std::optional<uid_t> uid) {
+    Message req = proto::request(Op::usage, 0);
+    req.mr[2] = uid ? std::uint64_t{*uid} : UINT64_MAX;
+    Message rep;
+    if (auto ec = call(req, rep))
+        fail(ec, uid ? "ipcd usage of uid " + std::to_string(*uid) : std::string("ipcd usage"));
+    UsageInfo u;
+    u.sessions = {proto::low(rep.mr[2]), proto::high(rep.mr[2])};
+    u.semaphores = {proto::low(rep.mr[3]), proto::high(rep.mr[3])};
+    u.waits = {proto::low(rep.mr[4]), proto::high(rep.mr[4])};
+    u.uid = proto::low(rep.mr[5]);
+    u.may_create = proto::high(rep.mr[5]) != 0;
+    u.handles_per_session = static_cast<std::uint32_t>(rep.mr[6]);
+    return u;
+}
+
 std::uint32_t Session::id() const noexcept { return impl_->id; }
 int Session::socket_fd() const noexcept { return impl_->sock.get(); }
 const std::string& Session::socket_path() const noexcept { return impl_->path; }
@@ -484,6 +539,7 @@ SemaphoreInfo Semaphore::stat(bool details) {
     info.group = proto::high(rep.mr[4]);
     info.mode = proto::low(rep.mr[5]);
     info.persistent = (proto::high(rep.mr[5]) & proto::sem_persistent) != 0;
+    info.declared = (proto::high(rep.mr[5]) & proto::sem_declared) != 0;
     info.last_token = rep.mr[6];
     if (!details) return info;
     for (Op op : {Op::holder, Op::waiter}) {

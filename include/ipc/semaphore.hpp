@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -81,8 +82,45 @@ struct SemaphoreInfo {
     mode_t mode = 0;
     bool persistent = false;
     std::uint64_t last_token = 0;
+    // Declared in ipcd's configuration file: created by the daemon, always
+    // persistent, and not removable by clients (Result::declared).
+    bool declared = false;
     std::vector<HolderInfo> holders;  // filled by Semaphore::stat(true)
     std::vector<HolderInfo> waiters;  // FIFO order
+};
+
+// One connected session, as Session::sessions() reports it.
+struct SessionInfo {
+    std::uint32_t id = 0;            // the daemon's session id
+    pid_t pid = 0;                   // the process that connected (SO_PEERCRED)
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::uint32_t permits_held = 0;  // over all semaphores
+    std::uint32_t waits = 0;         // acquires pending
+    // The connecting process's command name (/proc/PID/comm at connect, at
+    // most 15 bytes). Chosen by that process: may hold any byte but NUL, so
+    // escape it before printing it to a terminal.
+    std::string comm;
+};
+
+// What Session::release_session() gave back.
+struct ReleaseResult {
+    std::uint64_t permits_released = 0;
+    std::uint32_t waits_cancelled = 0;
+};
+
+// A uid's use of ipcd's per-user limits (Session::usage()).
+struct UsageInfo {
+    struct Count {
+        std::uint32_t used = 0;
+        std::uint32_t limit = 0;  // 0: no limit (root is exempt)
+    };
+    uid_t uid = 0;
+    Count sessions;
+    Count semaphores;                      // semaphores the uid owns
+    Count waits;                           // acquires pending
+    std::uint32_t handles_per_session = 0; // limit per session; 0: none
+    bool may_create = false;               // may create semaphores
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -109,6 +147,27 @@ public:
     std::vector<SemaphoreInfo> list();       // summaries, no holder details
     SemaphoreInfo stat(std::string_view name, bool details = true);
 
+    // --- Administration (ipcctl sessions, release-session, reload, status) --
+    // Each throws std::system_error as the calls above do; a daemon older
+    // than these operations answers Result::unknown_op.
+
+    // Every connected session, this one included, in id order. Anyone may
+    // ask.
+    std::vector<SessionInfo> sessions();
+    // Ends session `id` as if its client had died: its permits are given
+    // back, its waits cancelled, its socket closed. Root only
+    // (Result::permission_denied); Result::not_found if there is no such
+    // session; Result::invalid_argument for this session's own id.
+    ReleaseResult release_session(std::uint32_t id);
+    // Makes ipcd re-read its configuration file (as SIGHUP does) and returns
+    // how many semaphores it now declares. Root only. Result::bad_config if
+    // the file is invalid: the running configuration stays, and ipcd's log
+    // says where and why.
+    std::uint32_t reload();
+    // The use and limits of `uid` (default: the caller's uid). Asking about
+    // another uid may be refused (Result::permission_denied) to non-root.
+    UsageInfo usage(std::optional<uid_t> uid = {});
+
     std::uint32_t id() const noexcept;
     int socket_fd() const noexcept;
     const std::string& socket_path() const noexcept;
@@ -133,6 +192,8 @@ public:
                             mode_t mode = 0600, bool persist = false);
     static Semaphore open(std::shared_ptr<Session> session, std::string_view name);
     // Deletes NAME (owner or root); its waiters get Result::deleted.
+    // Result::declared if ipcd's configuration file declares it (remove it
+    // there and reload instead).
     static void remove(Session& session, std::string_view name);
 
     Semaphore() = default;
