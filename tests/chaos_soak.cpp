@@ -17,17 +17,21 @@
 // aiming in turn at one acquiring, one holding, one releasing and any, and
 // starts a new client in its place.
 //
-// The witness (a memfd shared by every process, not ipcd) keeps per client
-// one word: empty, held(sem, count) or doomed. A client raises its
-// semaphore's `inside` counter only after its word went empty -> held (CAS)
-// and lowers it only after held -> empty, before it sends the release. The
-// driver swaps a victim's word to doomed (lowering `inside` for a held one)
-// BEFORE it sends SIGKILL, and a doomed client changes nothing more and never
-// releases (it waits to die). So `inside` only ever counts grants that are
-// alive and not yet released: it may undercount (a grant not recorded yet,
-// a doomed holder whose permits ipcd has not given back yet), never
-// overcount. inside > permits is therefore a real violation of the
-// semaphore, and each client checks it right after raising it.
+// The witness (a memfd shared by every process, not ipcd) keeps, per
+// semaphore, one 64-bit word with a 2-bit field per client: the permits that
+// client holds by its own account. A client adds its count to its field with
+// one fetch_add right after the grant (and checks the sum of all fields in
+// the value it got back against the permits), and subtracts it with one
+// fetch_sub before it sends the release. So the sum of the fields never
+// counts a permit that was already released. To kill a client the driver
+// first stops it (SIGSTOP, waited for), so it is frozen between two
+// instructions; then it marks the victim dead by clearing its fields (a CAS
+// on each word), and only then sends SIGKILL. ipcd gives the victim's
+// permits back only after it died, so no other client can be granted them
+// while they are still counted. The sum may undercount (a grant not recorded
+// yet, a dead holder whose permits ipcd has not given back yet), never
+// overcount: a sum above the permits is a real violation of the semaphore.
+// (To ipcd a stopped-then-killed client is a client killed at that moment.)
 //
 // Fencing tokens: each client checks that its tokens per semaphore grow, and
 // every recorded token sets a bit in a per-semaphore bitmap: a bit already
@@ -86,7 +90,7 @@ using Clock = std::chrono::steady_clock;
 using ipc::proto::Result;
 
 constexpr int exit_skip = 77;
-constexpr std::uint32_t max_clients = 64;
+constexpr std::uint32_t max_clients = 32;  // a 2-bit field each in one 64-bit word
 constexpr std::uint32_t max_semaphores = 32;
 constexpr int shm_fd_in_client = 3;
 // Tokens beyond this are still checked for growth, not for uniqueness.
@@ -97,22 +101,27 @@ constexpr std::uint64_t token_bits = std::uint64_t{1} << 27;
 enum Phase : std::uint32_t { idle = 0, acquiring = 1, holding = 2, releasing = 3, phase_count = 4 };
 constexpr const char* phase_name[] = {"idle", "acquire", "hold", "release"};
 
-// A client's witness word.
-constexpr std::uint64_t entry_empty = 0;
-constexpr std::uint64_t entry_doomed = std::uint64_t{1} << 62;
-constexpr std::uint64_t entry_held = std::uint64_t{1} << 63;
-constexpr std::uint64_t held(std::uint32_t sem, std::uint32_t n) { return entry_held | std::uint64_t{sem} << 32 | n; }
+// The witness word of a semaphore: client i's permits in bits 2i, 2i + 1.
+constexpr std::uint64_t field(std::uint32_t client, std::uint64_t n) { return n << (2 * client); }
+constexpr std::uint32_t field_of(std::uint64_t word, std::uint32_t client) {
+    return static_cast<std::uint32_t>((word >> (2 * client)) & 3);
+}
+constexpr int sum_of(std::uint64_t word) {
+    int sum = 0;
+    for (std::uint32_t i = 0; i < max_clients; ++i) sum += static_cast<int>(field_of(word, i));
+    return sum;
+}
+constexpr std::uint32_t max_permits = 3;  // fits a field
 
 struct alignas(64) ClientSlot {
     std::atomic<std::int32_t> pid;
     std::atomic<std::uint32_t> phase;  // Phase, for the driver's aim
-    std::atomic<std::uint64_t> entry;  // empty, held(sem, n) or doomed
     std::atomic<std::uint64_t> grants;
     std::atomic<std::uint64_t> not_granted;  // timed out or would block
 };
 
 struct alignas(64) SemWitness {
-    std::atomic<std::int32_t> inside;  // recorded live grants (permits)
+    std::atomic<std::uint64_t> held;  // a field per client: permits held by its own account
     std::atomic<std::int32_t> max_inside;
     std::atomic<std::uint64_t> checks;
     std::atomic<std::uint64_t> violations;
@@ -147,9 +156,10 @@ std::atomic<std::uint64_t>* token_bitmap(Shared* s, std::uint32_t sem) {
     va_start(ap, fmt);
     std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    std::fprintf(stderr, "chaos_soak[%d]: %s\n", ::getpid(), buf);
     // Relaxed: the text is read by the driver only after this process exited.
-    if (s->failures.fetch_add(1, std::memory_order_relaxed) == 0) std::memcpy(s->first_failure, buf, sizeof buf);
+    const std::uint32_t n = s->failures.fetch_add(1, std::memory_order_relaxed);
+    if (n == 0) std::memcpy(s->first_failure, buf, sizeof buf);
+    if (n < 10) std::fprintf(stderr, "chaos_soak[%d]: %s\n", ::getpid(), buf);
 }
 
 std::string sem_name(std::uint32_t k) { return "chaos." + std::to_string(k); }
@@ -208,17 +218,13 @@ Options parse(int argc, char** argv) {
         else usage(("unknown argument " + std::string(a)).c_str());
     }
     if (o.clients < 1 || o.clients > max_clients) usage("--clients out of range");
+    static_assert(max_permits <= 3, "a client's witness field has 2 bits");
     if (o.semaphores < 1 || o.semaphores > max_semaphores) usage("--semaphores out of range");
     if (!(o.duration > 0)) usage("--duration must be positive");
     return o;
 }
 
 // --- Client ------------------------------------------------------------------------
-
-// A doomed client must not touch the witness or release: it waits for SIGKILL.
-[[noreturn]] void await_death() {
-    for (;;) ::pause();
-}
 
 int run_client(const Options& o, Shared* sh) {
     const auto me = static_cast<std::uint32_t>(o.client);
@@ -231,8 +237,8 @@ int run_client(const Options& o, Shared* sh) {
     const auto timed_out = ipc::proto::make_error_code(Result::timed_out);
     const auto would_block = ipc::proto::make_error_code(Result::would_block);
 
-    // Relaxed throughout for phase and counters: reports, not synchronisation.
-    // The witness word and `inside` are the only checked state (seq_cst RMWs).
+    // Relaxed for phase and counters: reports, not synchronisation. The
+    // witness words are the checked state (seq_cst RMWs).
     while (sh->stop.load(std::memory_order_relaxed) == 0) {
         const auto k = static_cast<std::uint32_t>(rng() % o.semaphores);
         SemWitness& w = sh->sems[k];
@@ -265,10 +271,8 @@ int run_client(const Options& o, Shared* sh) {
             if (token_bitmap(sh, k)[token / 64].fetch_or(bit, std::memory_order_relaxed) & bit)
                 w.duplicate_tokens.fetch_add(1);
         }
-        // Record the grant: empty -> held. Fails only if the driver doomed us.
-        std::uint64_t expect = entry_empty;
-        if (!slot.entry.compare_exchange_strong(expect, held(k, n))) await_death();
-        const int now = w.inside.fetch_add(static_cast<int>(n)) + static_cast<int>(n);
+        // Record the grant and see everybody else's in the same step.
+        const int now = sum_of(w.held.fetch_add(field(me, n))) + static_cast<int>(n);
         w.checks.fetch_add(1, std::memory_order_relaxed);
         if (now > static_cast<int>(w.permits)) {
             w.violations.fetch_add(1);
@@ -289,10 +293,8 @@ int run_client(const Options& o, Shared* sh) {
             while (Clock::now() < end) {
             }
         }
-        // Erase the record before the release: held -> empty.
-        expect = held(k, n);
-        if (!slot.entry.compare_exchange_strong(expect, entry_empty)) await_death();
-        w.inside.fetch_sub(static_cast<int>(n));
+        // Erase the record before the release.
+        w.held.fetch_sub(field(me, n));
         slot.phase.store(releasing, std::memory_order_relaxed);
         if (auto rec = sems[k].release(n)) {
             fail(sh, "client %u: release %u of %s: %s", me, n, sem_name(k).c_str(), rec.message().c_str());
@@ -446,7 +448,7 @@ int run_driver(const Options& o) {
     auto session = ipc::Session::connect(socket);
     std::vector<ipc::Semaphore> sems;
     for (std::uint32_t k = 0; k < o.semaphores; ++k) {
-        sh->sems[k].permits = 1 + k % 3;
+        sh->sems[k].permits = 1 + k % max_permits;
         sems.push_back(ipc::Semaphore::create(session, sem_name(k), sh->sems[k].permits, 0600));
     }
     const ProcFacts before = proc_facts(ipcd);
@@ -454,7 +456,6 @@ int run_driver(const Options& o) {
     std::mt19937_64 rng(o.seed ? o.seed : static_cast<std::uint64_t>(::getpid()));
     std::vector<pid_t> pids(o.clients, -1);
     auto start_client = [&](std::uint32_t i) {
-        sh->clients[i].entry.store(entry_empty);
         sh->clients[i].phase.store(idle, std::memory_order_relaxed);
         pids[i] = spawn_client(o, shm_fd, i, socket);
         sh->clients[i].pid.store(pids[i], std::memory_order_relaxed);
@@ -475,7 +476,7 @@ int run_driver(const Options& o) {
         do {
             for (std::uint32_t k = 0; k < o.semaphores; ++k) {
                 ++driver_checks;
-                if (sh->sems[k].inside.load() > static_cast<int>(sh->sems[k].permits))
+                if (sum_of(sh->sems[k].held.load()) > static_cast<int>(sh->sems[k].permits))
                     sh->sems[k].violations.fetch_add(1);
             }
             for (std::uint32_t i = 0; i < o.clients; ++i) {
@@ -505,11 +506,21 @@ int run_driver(const Options& o) {
             }
         }
         ClientSlot& slot = sh->clients[victim];
-        // Doom it before the kill: from here its grant no longer counts.
-        const std::uint64_t was = slot.entry.exchange(entry_doomed);
-        if (was & entry_held) {
-            const auto k = static_cast<std::uint32_t>((was >> 32) & 0xFFFF);
-            sh->sems[k].inside.fetch_sub(static_cast<int>(was & 0xFFFFFFFF));
+        // Freeze it, then mark it dead in the witness (its grants no longer
+        // count), then kill it: a frozen client cannot change the witness
+        // behind our back, and ipcd frees its permits only once it is dead.
+        ::kill(pids[victim], SIGSTOP);
+        siginfo_t si{};
+        while (::waitid(P_PID, static_cast<id_t>(pids[victim]), &si, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
+               errno == EINTR) {
+        }
+        for (std::uint32_t k = 0; k < o.semaphores; ++k) {
+            std::uint64_t w = sh->sems[k].held.load();
+            // CAS: other clients keep changing their own fields; on failure
+            // `w` is the new word and we clear the victim's field in it again.
+            while (field_of(w, victim) != 0 &&
+                   !sh->sems[k].held.compare_exchange_weak(w, w & ~field(victim, 3))) {
+            }
         }
         const std::uint32_t phase = slot.phase.load(std::memory_order_relaxed);
         ::kill(pids[victim], SIGKILL);
@@ -568,6 +579,7 @@ int run_driver(const Options& o) {
                                std::to_string(info.waiters.size()) + " waiters at the end");
         const SemWitness& w = sh->sems[k];
         if (w.violations.load()) problems.push_back(sem_name(k) + ": witness saw more holders than permits");
+        if (w.held.load() != 0) problems.push_back(sem_name(k) + ": the witness still counts holders at the end");
         if (w.duplicate_tokens.load()) problems.push_back(sem_name(k) + ": a fencing token was granted twice");
     }
     ipc::DaemonStatus st{};
