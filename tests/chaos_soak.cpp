@@ -326,7 +326,24 @@ std::string slurp(const std::string& path) {
     return s.str();
 }
 
-// ipcd --socket DIR/ipcd.sock, ready once it sends READY=1 to our notify socket.
+// True if `ipcd --help` mentions `option` (ipcd versions differ).
+bool ipcd_has_option(const std::string& ipcd, const std::string& dir, const char* option) {
+    const std::string out = dir + "/help";
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::execl(ipcd.c_str(), ipcd.c_str(), "--help", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::waitpid(pid, nullptr, 0);
+    return slurp(out).find(option) != std::string::npos;
+}
+
+// ipcd --socket DIR/ipcd.sock, ready once it sends READY=1 to our notify
+// socket. Never the machine's configuration file or state directory.
 pid_t start_ipcd(const std::string& ipcd, const std::string& dir) {
     const std::string notify = dir + "/notify", sock = dir + "/ipcd.sock", log = dir + "/ipcd.log";
     const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -335,6 +352,12 @@ pid_t start_ipcd(const std::string& ipcd, const std::string& dir) {
     std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify.c_str());
     if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         throw std::system_error(errno, std::generic_category(), "bind " + notify);
+    std::vector<std::string> args{ipcd, "--socket", sock};
+    if (ipcd_has_option(ipcd, dir, "--config")) args.insert(args.end(), {"--config", "/dev/null"});
+    if (ipcd_has_option(ipcd, dir, "--state-dir")) args.insert(args.end(), {"--state-dir", dir + "/state"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::fflush(nullptr);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
@@ -347,7 +370,7 @@ pid_t start_ipcd(const std::string& ipcd, const std::string& dir) {
         ::unsetenv("IPCD_SOCKET");
         ::unsetenv("LISTEN_FDS");
         ::unsetenv("LISTEN_PID");
-        ::execl(ipcd.c_str(), ipcd.c_str(), "--socket", sock.c_str(), static_cast<char*>(nullptr));
+        ::execv(ipcd.c_str(), argv.data());
         ::_exit(127);
     }
     const int pfd = pidfd_open(pid);
