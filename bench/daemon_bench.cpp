@@ -225,6 +225,7 @@ public:
         addr.sun_family = AF_UNIX;
         std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify.c_str());
         if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind notify socket");
+        const std::string state = dir.file("state");  // before fork: the child only execs
         std::fflush(nullptr);
         const pid_t parent = ::getpid();
         pid_ = ::fork();
@@ -241,7 +242,8 @@ public:
             sigset_t none;
             sigemptyset(&none);
             ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::execl(g_opt.ipcd.c_str(), g_opt.ipcd.c_str(), "--socket", socket_.c_str(), static_cast<char*>(nullptr));
+            ::execl(g_opt.ipcd.c_str(), g_opt.ipcd.c_str(), "--socket", socket_.c_str(), "--config", "/dev/null",
+                    "--state-dir", state.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         if (cpu >= 0) place(pid_, cpu);

@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <optional>
@@ -50,6 +51,7 @@
 #include "ipc/channel.hpp"
 #include "ipc/mapping.hpp"
 #include "ipc/protocol.hpp"
+#include "config.hpp"
 #include "ipc/semaphore.hpp"
 #include "log.hpp"
 #include "state.hpp"
@@ -186,13 +188,14 @@ struct Session {
     bool queued = false;          // in ready_
     bool idle = false;            // in idle_: polled by spin_idle(), doorbell not armed
     bool doomed = false;          // in doomed_: no more serving, dropped soon
+    bool released = false;        // ended by Op::release_session: the table already forgot it
     int drop_priority = log::info;
     std::string drop_reason;
 };
 
 class Server {
 public:
-    explicit Server(const Options& o) : opt_(o), table_(o.limits) {}
+    explicit Server(const Options& o) : opt_(o), spin_us_(o.spin_us.value_or(default_spin_us)) {}
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -206,6 +209,12 @@ private:
     bool setup_listener();
     bool bind_listener();
     bool load_saved_state();
+    bool setup_state_dir();
+    // configuration: read at start (failure is fatal) and on SIGHUP or
+    // Op::reload (failure keeps the running configuration)
+    bool read_config(Config& out, bool at_start);
+    void apply_config(Config cfg, bool at_start);
+    Result reload(const char* why);
     void raise_fd_limit();
 
     // the loop
@@ -238,6 +247,7 @@ private:
     void go_idle(Session& s);
     void spin_idle();
     void serve(Session& s);
+    void handle_request(Session& s, const ipc::Message& m, const Now& now);
     void deliver();
     void doom(Session& s, int priority, std::string reason);
     void drop_doomed();
@@ -252,6 +262,10 @@ private:
 
     Options opt_;
     SemaphoreTable table_;
+    Config config_;           // the running configuration (file + command line)
+    unsigned spin_us_;        // effective --spin
+    std::string state_dir_;   // effective --state-dir
+    std::string state_file_;  // state_dir_/semaphores.json
     io_uring ring_{};
     bool ring_ok_ = false;
     UniqueFd listen_fd_;
@@ -263,7 +277,6 @@ private:
     bool accept_error_logged_ = false;
     bool stop_requested_ = false;
     bool stopping_ = false;
-    bool state_warned_ = false;
     bool state_error_logged_ = false;
     signalfd_siginfo siginfo_{};
     __kernel_timespec accept_retry_ts_{0, 100'000'000};
@@ -272,7 +285,7 @@ private:
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
     std::deque<SessionId> ready_;
     std::vector<SessionId> idle_;      // served recently, polled before their doorbells are armed
-    std::int64_t spin_budget_ns_ = 5'000;  // adaptive, <= opt_.spin_us
+    std::int64_t spin_budget_ns_ = 5'000;  // adaptive, <= spin_us_
     std::deque<SessionId> doomed_;
     std::unordered_set<uid_t> refusal_logged_;
     Outbox outbox_;
@@ -491,30 +504,174 @@ bool Server::bind_listener() {
     return true;
 }
 
-bool Server::load_saved_state() {
-    if (opt_.state_file.empty()) return true;
+// --- configuration ---------------------------------------------------------
+
+// Reads the configuration file into `out`. The default file may be missing
+// (built-in defaults); a file named with --config may not.
+bool Server::read_config(Config& out, bool at_start) {
+    const bool given = !opt_.config_path.empty();
+    const std::string path = given ? opt_.config_path : default_config_path;
+    if (!given && ::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+        if (at_start) log::line(log::debug, "no %s: using built-in defaults", path.c_str());
+        out = Config{};
+        return true;
+    }
     try {
-        std::size_t n = 0;
-        for (const Definition& d : load_state(opt_.state_file)) {
-            if (Result r = table_.restore(d); r != Result::ok) {
-                log::line(log::err, "state file %s: cannot restore semaphore '%s': %s", opt_.state_file.c_str(),
-                          d.name.c_str(), proto::describe(r));
-                return false;
-            }
-            ++n;
+        out = load_config(path);
+        return true;
+    } catch (const std::exception& e) {  // ConfigError, or bad_alloc
+        if (at_start)
+            log::line(log::err, "%s; fix the file (or name another with --config) and start ipcd again", e.what());
+        else
+            log::line(log::err, "reload refused: %s; the running configuration stays in effect", e.what());
+        return false;
+    }
+}
+
+// Puts a configuration into effect: limits and the create policy for the
+// next requests, declared semaphores created or changed (their waiters may
+// be granted now), the spin bound. The command line wins over the file.
+// The socket and the state directory are read once, at start.
+void Server::apply_config(Config cfg, bool at_start) {
+    if (!at_start) {
+        if (cfg.socket_path != config_.socket_path && opt_.socket_path.empty())
+            log::line(log::notice, "reload: 'socket' changed to '%s'; ipcd keeps %s until it is restarted",
+                      cfg.socket_path.c_str(), socket_path_.c_str());
+        if (cfg.state_dir != config_.state_dir && opt_.state_dir.empty())
+            log::line(log::notice, "reload: 'state_dir' changed to '%s'; ipcd keeps %s until it is restarted",
+                      cfg.state_dir.c_str(), state_dir_.c_str());
+    }
+    Limits limits = cfg.limits;
+    if (opt_.sessions_per_user) limits.sessions_per_user = *opt_.sessions_per_user;
+    if (opt_.semaphores_per_user) limits.semaphores_per_user = *opt_.semaphores_per_user;
+    if (opt_.waits_per_user) limits.waits_per_user = *opt_.waits_per_user;
+    table_.set_limits(limits, cfg.user_limits);
+    table_.set_create_policy(cfg.create);
+    spin_us_ = opt_.spin_us.value_or(cfg.spin_us.value_or(default_spin_us));
+
+    const auto report = table_.declare(cfg.semaphores, clock_now(), outbox_);
+    const auto names = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& n : v) out += (out.empty() ? "" : ", ") + n;
+        return out;
+    };
+    if (!report.created.empty())
+        log::line(log::info, "declared semaphores created: %s", names(report.created).c_str());
+    if (!report.changed.empty())
+        log::line(log::info, "declared semaphores changed: %s", names(report.changed).c_str());
+    if (!report.adopted.empty())
+        log::line(log::notice, "existing semaphores now declared by the configuration: %s",
+                  names(report.adopted).c_str());
+    if (!report.undeclared.empty())
+        log::line(log::notice,
+                  "no longer declared (kept as ordinary persistent semaphores; 'ipcctl delete' removes them): %s",
+                  names(report.undeclared).c_str());
+    if (!report.refused.empty())
+        log::line(log::err, "declared semaphores that could not be applied: %s", names(report.refused).c_str());
+    config_ = std::move(cfg);
+    deliver();  // raised permits may have granted waiters
+}
+
+Result Server::reload(const char* why) {
+    log::line(log::info, "reloading the configuration (%s)", why);
+    if (notify_) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+    Config cfg;
+    const bool ok = read_config(cfg, false);
+    if (ok) apply_config(std::move(cfg), false);
+    if (notify_) {
+        char status[512];
+        format_status(status, sizeof status);
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+    }
+    if (!ok) return Result::bad_config;
+    log::line(log::info, "configuration reloaded: %zu declared semaphore%s", config_.semaphores.size(),
+              config_.semaphores.size() == 1 ? "" : "s");
+    return Result::ok;
+}
+
+// --- persistence -------------------------------------------------------------
+
+namespace {
+std::string default_state_dir() {
+    if (const char* sd = std::getenv("STATE_DIRECTORY"); sd && *sd) {  // systemd: colon-separated list
+        std::string dir(sd);
+        return dir.substr(0, dir.find(':'));
+    }
+    if (::geteuid() == 0) return "/var/lib/ipcd";
+    if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x == '/') return std::string(x) + "/ipcd";
+    if (const char* h = std::getenv("HOME"); h && *h == '/') return std::string(h) + "/.local/state/ipcd";
+    return {};
+}
+}  // namespace
+
+bool Server::setup_state_dir() {
+    state_dir_ = !opt_.state_dir.empty() ? opt_.state_dir : !config_.state_dir.empty() ? config_.state_dir
+                                                                                        : default_state_dir();
+    if (state_dir_.empty()) {
+        log::line(log::err, "no state directory: $HOME is not set; name one with --state-dir");
+        return false;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir_, ec);
+    if (ec) {
+        log::line(log::err, "cannot create state directory %s: %s; create it or name another with --state-dir",
+                  state_dir_.c_str(), ec.message().c_str());
+        return false;
+    }
+    if (::access(state_dir_.c_str(), W_OK | X_OK) != 0) {
+        log::line(log::err, "cannot write to state directory %s: %s; fix its permissions or name another with "
+                  "--state-dir", state_dir_.c_str(), errstr(errno));
+        return false;
+    }
+    state_file_ = state_dir_ + "/semaphores.json";
+    return true;
+}
+
+bool Server::load_saved_state() {
+    std::vector<Definition> defs;
+    try {
+        defs = load_state(state_file_);
+    } catch (const StateCorrupt& e) {
+        // Never dropped silently, never fatal: the file is kept for a human
+        // to look at, and ipcd starts without its semaphores.
+        try {
+            const std::string aside = move_aside(state_file_);
+            log::line(log::err, "%s; moved it aside to %s and starting without its semaphores", e.what(),
+                      aside.c_str());
+        } catch (const std::exception& m) {
+            log::line(log::err, "%s, and it cannot be moved aside (%s); move or remove it by hand", e.what(),
+                      m.what());
+            return false;
         }
-        if (n) log::line(log::info, "restored %zu persistent semaphores from %s", n, opt_.state_file.c_str());
+        return true;
     } catch (const std::exception& e) {
         log::line(log::err, "%s", e.what());
         return false;
     }
+    std::size_t n = 0;
+    for (const Definition& d : defs) {
+        if (Result r = table_.restore(d); r != Result::ok) {
+            log::line(log::err, "state file %s: cannot restore semaphore '%s': %s; skipping it",
+                      state_file_.c_str(), d.name.c_str(), proto::describe(r));
+            continue;
+        }
+        ++n;
+    }
+    if (n) log::line(log::info, "restored %zu persistent semaphore%s from %s", n, n == 1 ? "" : "s",
+                     state_file_.c_str());
     return true;
 }
 
 int Server::run() {
+    Config cfg;
+    if (!read_config(cfg, true)) return 1;
+    config_ = cfg;  // socket and state_dir are read from it at start only
+    if (opt_.socket_path.empty()) opt_.socket_path = cfg.socket_path;
     if (!setup_signals() || !setup_ring()) return 1;
     raise_fd_limit();
-    if (!load_saved_state() || !setup_listener()) return 1;
+    if (!setup_state_dir() || !load_saved_state()) return 1;
+    apply_config(std::move(cfg), true);  // declared semaphores after the saved ones: they keep their tokens
+    if (!setup_listener()) return 1;
     table_.set_daemon_info(::getpid(), clock_now().real_ns / 1'000'000'000LL);
     arm_signal_read();
     arm_accept();
@@ -630,18 +787,11 @@ int Server::shutdown() {
         for (unsigned i = 0; i < 2 * proto::ring_capacity && !s->doomed; ++i) {
             ipc::Message m;
             if (s->requests.try_recv(m) != Status::ok) break;
-            table_.handle(id, m, now, outbox_);
-            deliver();
+            handle_request(*s, m, now);
         }
     }
     drop_doomed();
-    if (table_.take_persistent_dirty() && !opt_.state_file.empty()) {
-        try {
-            save_state(opt_.state_file, table_.persistent());
-        } catch (const std::exception& e) {
-            log::line(log::err, "cannot save persistent semaphores: %s", e.what());
-        }
-    }
+    save_if_dirty();
     log::line(log::info, "stopped");
     return 0;
 }
@@ -806,8 +956,11 @@ void Server::on_signal(int res) {
             stop_requested_ = true;
             return;
         }
-        log::line(log::info, "received %s from pid %u: ipcd has no configuration to reload", signal_name(sig),
-                  siginfo_.ssi_pid);
+        if (sig == SIGHUP) {
+            char why[64];
+            std::snprintf(why, sizeof why, "SIGHUP from pid %u", siginfo_.ssi_pid);
+            (void)reload(why);
+        }
     } else if (res != -EAGAIN && res != -EINTR) {
         log::line(log::err, "reading signals failed: %s; stopping, as SIGTERM could no longer be received",
                   res < 0 ? errstr(-res) : "short read");
@@ -951,8 +1104,7 @@ void Server::serve(Session& s) {
         ipc::Message m;  // try_recv copies the slot out: the client cannot change it under us
         const Status st = s.requests.try_recv(m);
         if (st == Status::ok) {
-            table_.handle(s.id, m, now, outbox_);
-            deliver();
+            handle_request(s, m, now);
             if (s.doomed) return;
             continue;
         }
@@ -968,6 +1120,47 @@ void Server::serve(Session& s) {
     enqueue(s);  // budget spent: the others go first
 }
 
+// One request: Op::reload is the loop's own (it reads a file); the table
+// answers the rest. A release_session may end another session: the table
+// has already given its permits back, and the loop closes its socket.
+void Server::handle_request(Session& s, const ipc::Message& m, const Now& now) {
+    if (m.label() == static_cast<std::uint32_t>(proto::Op::reload)) {
+        Result r = Result::permission_denied;
+        if (stopping_) {
+            r = Result::stopping;
+        } else if (s.peer.uid == 0) {
+            char why[96];
+            std::snprintf(why, sizeof why, "requested by session %u, pid %d", s.id, static_cast<int>(s.peer.pid));
+            r = reload(why);
+        }
+        ipc::Message rep = proto::reply(m, r);
+        rep.mr[2] = config_.semaphores.size();
+        outbox_.push_back(Answer{s.id, rep});
+        deliver();
+        return;
+    }
+    table_.handle(s.id, m, now, outbox_);
+    for (SessionId victim : table_.take_kicked()) {
+        Session* v = find(victim);
+        if (!v) continue;
+        std::uint64_t permits = 0, waits = 0;
+        for (const Answer& a : outbox_)
+            if (a.session == s.id && a.reply.label() == static_cast<std::uint32_t>(proto::Op::release_session)) {
+                permits = a.reply.mr[2];
+                waits = a.reply.mr[3];
+            }
+        char why[160];
+        std::snprintf(why, sizeof why,
+                      "released by uid %u (session %u, pid %d): gave back %" PRIu64 " permit%s, cancelled %" PRIu64
+                      " wait%s",
+                      s.peer.uid, s.id, static_cast<int>(s.peer.pid), permits, permits == 1 ? "" : "s", waits,
+                      waits == 1 ? "" : "s");
+        v->released = true;
+        doom(*v, log::notice, why);
+    }
+    deliver();
+}
+
 // A session whose ring just ran dry is likely to send again within a round
 // trip (acquire, then release). Arming its futex wait costs a membarrier,
 // which interrupts the client's CPU (tens of microseconds on these VMs) and
@@ -975,7 +1168,7 @@ void Server::serve(Session& s) {
 // polls idle_ for a bounded, adaptive time; only sessions still quiet after
 // that get their doorbells armed.
 void Server::go_idle(Session& s) {
-    if (opt_.spin_us == 0) {
+    if (spin_us_ == 0) {
         arm_doorbell(s);
         return;
     }
@@ -1019,7 +1212,7 @@ void Server::spin_idle() {
     }
     // Hand the kernel what is queued (hang-up polls, accepts) before we spin.
     io_uring_submit(&ring_);
-    const std::int64_t limit = std::int64_t{opt_.spin_us} * 1000;
+    const std::int64_t limit = std::int64_t{spin_us_} * 1000;
     const std::int64_t budget = std::min(spin_budget_ns_, limit);
     const std::int64_t start = mono_ns();
     for (unsigned round = 0;; ++round) {
@@ -1087,7 +1280,11 @@ void Server::drop(SessionId id) {
     // keep the priority they were doomed with.
     int priority = s.drop_priority;
     if (priority == log::info && d.permits_released == 0 && d.waits_cancelled == 0) priority = log::debug;
-    log::line(priority, "session %u (pid %d, uid %u): %s; gave back %" PRIu64 " permit%s on %u semaphore%s, cancelled %u wait%s",
+    if (s.released)
+        log::line(priority, "session %u (pid %d, uid %u): %s", id, static_cast<int>(s.peer.pid), s.peer.uid,
+                  s.drop_reason.c_str());
+    else
+        log::line(priority, "session %u (pid %d, uid %u): %s; gave back %" PRIu64 " permit%s on %u semaphore%s, cancelled %u wait%s",
               id, static_cast<int>(s.peer.pid), s.peer.uid, s.drop_reason.c_str(), d.permits_released,
               d.permits_released == 1 ? "" : "s", d.semaphores_held, d.semaphores_held == 1 ? "" : "s",
               d.waits_cancelled, d.waits_cancelled == 1 ? "" : "s");
@@ -1098,18 +1295,14 @@ void Server::drop(SessionId id) {
 
 void Server::save_if_dirty() {
     if (!table_.take_persistent_dirty()) return;
-    if (opt_.state_file.empty()) {
-        if (!state_warned_)
-            log::line(log::notice,
-                      "persistent semaphores last only until ipcd stops: start it with --state FILE to keep them");
-        state_warned_ = true;
-        return;
-    }
     try {
-        save_state(opt_.state_file, table_.persistent());
+        save_state(state_file_, table_.persistent());
         state_error_logged_ = false;
     } catch (const std::exception& e) {
-        if (!state_error_logged_) log::line(log::err, "cannot save persistent semaphores: %s", e.what());
+        // Retried at the next change; logged once until a save succeeds.
+        if (!state_error_logged_)
+            log::line(log::err, "cannot save persistent semaphores: %s; check the state directory %s", e.what(),
+                      state_dir_.c_str());
         state_error_logged_ = true;
     }
 }

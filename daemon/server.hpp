@@ -13,7 +13,7 @@
 //                   deadline (io_uring_submit_and_wait_timeout); nothing
 //                   ticks while no acquire has a deadline
 //   signals         IORING_OP_READ on a signalfd (SIGTERM, SIGINT: stop;
-//                   SIGHUP: logged)
+//                   SIGHUP: reload the configuration file)
 //
 // Requests are served round-robin, at most `request_budget` per session per
 // turn; a session with more waiting goes to the back of the ready queue and
@@ -21,24 +21,40 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "semaphore_table.hpp"
 
 namespace ipcd {
 
+// The command line. Everything but config_path and verbose can also come
+// from the configuration file; a value given here wins over the file's (on
+// reload too).
 struct Options {
-    // Empty: $IPCD_SOCKET, else /run/ipcd/ipcd.sock as root, else
-    // $XDG_RUNTIME_DIR/ipcd.sock. Ignored under socket activation.
+    // Empty: /etc/ipcd/ipcd.conf, which may be missing (built-in defaults).
+    // Given: the file must exist.
+    std::string config_path;
+    // Empty: the file's `socket`, else $IPCD_SOCKET, else /run/ipcd/ipcd.sock
+    // as root, else $XDG_RUNTIME_DIR/ipcd.sock. Ignored under socket
+    // activation.
     std::string socket_path;
-    // Empty: persistent semaphores live only as long as the daemon.
-    std::string state_file;
-    Limits limits;
+    // Empty: the file's `state_dir`, else $STATE_DIRECTORY (systemd's
+    // StateDirectory=), else /var/lib/ipcd as root, else
+    // $XDG_STATE_HOME/ipcd (~/.local/state/ipcd).
+    std::string state_dir;
+    std::optional<std::uint32_t> sessions_per_user;
+    std::optional<std::uint32_t> semaphores_per_user;
+    std::optional<std::uint32_t> waits_per_user;
     // Upper bound of the adaptive spin over just-served sessions before
-    // their futex waits are armed (0: never spin). See Server::spin_idle().
-    unsigned spin_us = 50;
+    // their futex waits are armed (0: never spin; default 50). See
+    // Server::spin_idle().
+    std::optional<unsigned> spin_us;
     bool verbose = false;
 };
+
+inline constexpr const char* default_config_path = "/etc/ipcd/ipcd.conf";
+inline constexpr unsigned default_spin_us = 50;
 
 // Runs ipcd in the foreground until SIGTERM or SIGINT. Returns the process
 // exit status: 0 after a clean stop, 1 if start-up failed (logged).

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
+#include <ctime>
+#include <set>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -31,17 +31,27 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 }  // namespace
 
 std::vector<Definition> load_state(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
+    ipc::detail::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
         if (errno == ENOENT) return {};
         throw std::runtime_error("cannot read state file " + path + ": " + std::generic_category().message(errno));
     }
-    std::ostringstream text;
-    text << in.rdbuf();
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        const ssize_t n = ipc::detail::retry_eintr([&] { return ::read(fd.get(), buf, sizeof buf); });
+        if (n < 0)
+            throw std::runtime_error("cannot read state file " + path + ": " + std::generic_category().message(errno));
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
     std::vector<Definition> defs;
+    std::set<std::string, std::less<>> names;
     try {
-        const json doc = json::parse(text.str());
-        if (doc.value("format", std::string{}) != format_name || doc.value("version", 0) != format_version)
+        if (text.empty()) throw std::runtime_error("the file is empty (truncated?)");
+        const json doc = json::parse(text);
+        if (!doc.is_object() || doc.value("format", std::string{}) != format_name ||
+            doc.value("version", 0) != format_version)
             throw std::runtime_error("not an ipcd state file of version " + std::to_string(format_version));
         for (const json& e : doc.at("semaphores")) {
             Definition d;
@@ -53,14 +63,27 @@ std::vector<Definition> load_state(const std::string& path) {
             d.last_token = e.at("token").get<std::uint64_t>();
             if (!ipc::proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777)
                 throw std::runtime_error("invalid semaphore entry '" + d.name + "'");
+            if (!names.insert(d.name).second) throw std::runtime_error("semaphore '" + d.name + "' appears twice");
             defs.push_back(std::move(d));
         }
-    } catch (const json::exception& e) {
-        throw std::runtime_error("state file " + path + " is corrupt: " + e.what());
-    } catch (const std::runtime_error& e) {
-        throw std::runtime_error("state file " + path + ": " + e.what());
+    } catch (const std::exception& e) {  // json::exception or ours
+        throw StateCorrupt("state file " + path + " is corrupt: " + e.what());
     }
     return defs;
+}
+
+std::string move_aside(const std::string& path) {
+    const std::string base = path + ".corrupt-" + std::to_string(::time(nullptr));
+    for (int n = 0;; ++n) {
+        const std::string to = n == 0 ? base : base + "." + std::to_string(n);
+        // link + unlink rather than rename: rename would silently replace an
+        // earlier copy of the same second.
+        if (::link(path.c_str(), to.c_str()) == 0) {
+            if (::unlink(path.c_str()) != 0) throw ipc::detail::errno_error("remove " + path + " after copying it to " + to);
+            return to;
+        }
+        if (errno != EEXIST || n >= 100) throw ipc::detail::errno_error("move " + path + " aside to " + to);
+    }
 }
 
 void save_state(const std::string& path, const std::vector<Definition>& defs) {

@@ -1,7 +1,8 @@
 // daemon/state.hpp - persistent semaphores on disk.
 //
-// With --state FILE, ipcd keeps the definitions of persistent semaphores
-// (created with create_persist) in FILE, a small JSON document:
+// ipcd keeps the definitions of persistent semaphores (created with
+// create_persist, or declared in the configuration file) in
+// STATE_DIR/semaphores.json, a small JSON document:
 //
 //   {"format": "ipcd-state", "version": 1,
 //    "semaphores": [{"name": "db", "permits": 3, "owner": 0, "group": 0,
@@ -12,6 +13,7 @@
 // belong to sessions, which end with the daemon.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -19,10 +21,21 @@
 
 namespace ipcd {
 
-// Reads FILE; a missing file is an empty state. Throws std::runtime_error
-// (unreadable, not JSON, wrong format or version, invalid entry) with the
-// path and the reason in what().
+// The file's contents are not a valid state (truncated, not JSON, wrong
+// format or version, an invalid or duplicated entry): the daemon moves it
+// aside and starts without it.
+struct StateCorrupt : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Reads FILE; a missing file is an empty state. Throws StateCorrupt for bad
+// contents, std::runtime_error if FILE cannot be read; what() has the path
+// and the reason.
 std::vector<Definition> load_state(const std::string& path);
+
+// Renames a corrupt FILE to FILE.corrupt-<unix time>[.N] (never replacing
+// an earlier one) and returns the new name. Throws std::system_error.
+std::string move_aside(const std::string& path);
 
 // Replaces FILE atomically (FILE.tmp, fsync, rename, fsync of the
 // directory), mode 0600. Throws std::system_error with context.

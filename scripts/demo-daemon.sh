@@ -49,7 +49,7 @@ trap 'exit 143' TERM
 
 export IPCD_SOCKET=$sock   # ipcctl and the workers find the daemon here
 
-"$ipcd" --socket "$sock" 2>"$log" &
+"$ipcd" --socket "$sock" --config /dev/null --state-dir "$tmp/state" 2>"$log" &
 daemon_pid=$!
 
 # Wait until it answers: at most 5 s, giving up at once if it died.

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -182,7 +183,8 @@ inline std::string make_temp_dir() {
 
 class Daemon {
 public:
-    // Starts ipcd --socket DIR/ipcd.sock ARGS... and waits until it is ready.
+    // Starts ipcd --socket DIR/ipcd.sock [--config /dev/null] [--state-dir
+    // DIR/state] ARGS... and waits until it is ready.
     // An empty `dir` means a fresh temporary directory, removed at the end.
     explicit Daemon(std::vector<std::string> args = {}, std::string dir = {}) : args_(std::move(args)) {
         own_dir_ = dir.empty();
@@ -247,6 +249,14 @@ private:
         if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
             throw std::runtime_error("cannot bind notify socket " + notify);
         std::vector<std::string> argv{IPCD_PATH, "--socket", socket_};
+        // Never the machine's /etc/ipcd/ipcd.conf or /var/lib/ipcd: an
+        // empty configuration and a state directory of the test's own,
+        // unless the test names its own.
+        const auto has = [&](const char* opt) {
+            return std::find(args_.begin(), args_.end(), opt) != args_.end();
+        };
+        if (!has("--config") && !has("-c")) argv.insert(argv.end(), {"--config", "/dev/null"});
+        if (!has("--state-dir")) argv.insert(argv.end(), {"--state-dir", dir_ + "/state"});
         argv.insert(argv.end(), args_.begin(), args_.end());
         std::fflush(nullptr);
         const pid_t parent = ::getpid();

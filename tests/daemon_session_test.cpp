@@ -402,10 +402,11 @@ TEST(IpcdLimits, PerUserSessionsSemaphoresAndWaits) {
 
 TEST(IpcdState, PersistentSemaphoresSurviveARestartWithLargerTokens) {
     const std::string dir = make_temp_dir();
-    const std::string state = dir + "/state.json";
+    const std::string state_dir = dir + "/state";
+    const std::string state = state_dir + "/semaphores.json";
     std::uint64_t token = 0;
     {
-        Daemon d({"--state", state}, dir);
+        Daemon d({"--state-dir", state_dir}, dir);
         auto s = d.connect();
         auto keep = Semaphore::create(s, "keep", 3, 0640, /*persist=*/true);
         auto temp = Semaphore::create(s, "temp", 1);
@@ -414,7 +415,11 @@ TEST(IpcdState, PersistentSemaphoresSurviveARestartWithLargerTokens) {
         EXPECT_TRUE(keep.stat().persistent);
         EXPECT_EQ(d.terminate(), 0);
     }
-    Daemon d({"--state", state}, dir);
+    struct stat st {};
+    ASSERT_EQ(::stat(state.c_str(), &st), 0) << "ipcd creates the state directory and its file";
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_FALSE(std::filesystem::exists(state + ".tmp")) << "the temporary file is renamed over the state file";
+    Daemon d({"--state-dir", state_dir}, dir);
     auto s = d.connect();
     auto all = s->list();
     ASSERT_EQ(all.size(), 1u);
@@ -433,12 +438,74 @@ TEST(IpcdState, PersistentSemaphoresSurviveARestartWithLargerTokens) {
     std::stringstream text;
     text << in.rdbuf();
     EXPECT_EQ(text.str().find("keep"), std::string::npos) << "removal is saved too";
+    std::filesystem::remove_all(dir);
+}
 
-    // A corrupt state file stops the daemon from starting, with a reason.
-    std::ofstream(state) << "{ not json";
-    auto [rc, out] = run_ipcd({"--socket", dir + "/x.sock", "--state", state}, dir + "/bad.out");
+// A corrupt or truncated state file is reported and moved aside, never
+// dropped in silence and never a reason not to start.
+TEST(IpcdState, CorruptStateFileIsMovedAsideAndIpcdStarts) {
+    const std::string dir = make_temp_dir();
+    const std::string state_dir = dir + "/state";
+    const std::string state = state_dir + "/semaphores.json";
+    std::string good;
+    {
+        Daemon d({"--state-dir", state_dir}, dir);
+        auto s = d.connect();
+        Semaphore::create(s, "a", 2, 0600, /*persist=*/true);
+        Semaphore::create(s, "b", 5, 0600, /*persist=*/true);
+        EXPECT_EQ(d.terminate(), 0);
+        std::ifstream in(state);
+        std::stringstream text;
+        text << in.rdbuf();
+        good = text.str();
+    }
+    ASSERT_NE(good.find("\"b\""), std::string::npos) << good;
+    const auto corrupt_copies = [&] {
+        std::vector<std::string> found;
+        for (const auto& e : std::filesystem::directory_iterator(state_dir))
+            if (e.path().filename().string().rfind("semaphores.json.corrupt-", 0) == 0) found.push_back(e.path());
+        return found;
+    };
+    const std::vector<std::string> bad_contents = {
+        good.substr(0, good.size() / 2),  // truncated mid-write
+        "",                               // empty
+        "{ not json",
+        R"({"format": "ipcd-state", "version": 99, "semaphores": []})",
+        R"({"format": "ipcd-state", "version": 1, "semaphores": [{"name": "../x", "permits": 1}]})",
+    };
+    for (std::size_t i = 0; i < bad_contents.size(); ++i) {
+        SCOPED_TRACE("bad state #" + std::to_string(i));
+        for (const auto& f : corrupt_copies()) std::filesystem::remove(f);
+        std::ofstream(state, std::ios::trunc) << bad_contents[i];
+        Daemon d({"--state-dir", state_dir}, dir);
+        auto s = d.connect();
+        EXPECT_TRUE(s->list().empty()) << "nothing is restored from a corrupt file";
+        const auto copies = corrupt_copies();
+        ASSERT_EQ(copies.size(), 1u) << d.log();
+        std::ifstream in(copies[0]);
+        std::stringstream text;
+        text << in.rdbuf();
+        EXPECT_EQ(text.str(), bad_contents[i]) << "the corrupt file is kept byte for byte";
+        EXPECT_FALSE(std::filesystem::exists(state)) << "nothing replaced it yet";
+        EXPECT_NE(d.log().find("corrupt"), std::string::npos) << d.log();
+        EXPECT_NE(d.log().find("moved it aside"), std::string::npos) << d.log();
+        // And the daemon persists again from scratch.
+        Semaphore::create(s, "fresh", 1, 0600, /*persist=*/true);
+        EXPECT_EQ(d.terminate(), 0);
+        ASSERT_TRUE(std::filesystem::exists(state));
+        std::filesystem::remove(state);
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(IpcdState, UnwritableStateDirectoryStopsTheStartWithAReason) {
+    const std::string dir = make_temp_dir();
+    std::ofstream(dir + "/file") << "x";
+    auto [rc, out] = run_ipcd({"--socket", dir + "/x.sock", "--config", "/dev/null", "--state-dir", dir + "/file/sub"},
+                              dir + "/bad.out");
     EXPECT_EQ(rc, 1);
-    EXPECT_NE(out.find("corrupt"), std::string::npos) << out;
+    EXPECT_NE(out.find("cannot create state directory"), std::string::npos) << out;
+    EXPECT_NE(out.find("--state-dir"), std::string::npos) << out;
     std::filesystem::remove_all(dir);
 }
 

@@ -206,7 +206,8 @@ TEST(SystemdUnits, DeclareWhatOperationsPromises) {
         EXPECT_TRUE(has_line(socket, l)) << "ipcd.socket lacks " << l;
     for (const char* l :
          {"Type=notify", "NotifyAccess=main", "Requires=ipcd.socket", "After=ipcd.socket", "WatchdogSec=30s",
-          "Restart=on-failure", "ExecStart=/usr/bin/ipcd --state /var/lib/ipcd/state.json", "StateDirectory=ipcd",
+          "Restart=on-failure", "ExecStart=/usr/bin/ipcd --state-dir /var/lib/ipcd",
+          "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=ipcd",
           "RuntimeDirectory=ipcd", "RuntimeDirectoryPreserve=yes", "NoNewPrivileges=yes", "ProtectSystem=strict",
           "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "RestrictAddressFamilies=AF_UNIX",
           "SystemCallArchitectures=native", "CapabilityBoundingSet=", "MemoryDenyWriteExecute=yes",
@@ -248,7 +249,8 @@ TEST(SystemdActivation, ServesAClientOnThePassedSocket) {
     NotifySocket notify(dir.path + "/notify");
     const std::string sock = dir.path + "/ipcd.sock";
     // systemd-socket-activate passes only the variables named with -E.
-    Child ipcd({activate, "-l", sock, "-E", "NOTIFY_SOCKET=" + notify.path(), IPCD_PATH}, {}, dir.path + "/log");
+    Child ipcd({activate, "-l", sock, "-E", "NOTIFY_SOCKET=" + notify.path(), IPCD_PATH, "--config",
+                "/dev/null", "--state-dir", dir.path + "/state"}, {}, dir.path + "/log");
 
     // Like systemd, systemd-socket-activate starts the daemon on the first
     // connection: this connect waits in the socket's queue until ipcd,
@@ -299,7 +301,7 @@ TEST(SystemdNotify, StatusFollowsCountsAtMostOncePerSecond) {
     TempDir dir;
     NotifySocket notify(dir.path + "/notify");
     const std::string sock = dir.path + "/ipcd.sock";
-    Child ipcd({IPCD_PATH, "--socket", sock}, {"NOTIFY_SOCKET=" + notify.path()}, dir.path + "/log");
+    Child ipcd({IPCD_PATH, "--socket", sock, "--config", "/dev/null", "--state-dir", dir.path + "/state"}, {"NOTIFY_SOCKET=" + notify.path()}, dir.path + "/log");
     auto ready = notify.until([](const Note& n) { return n.has("READY=1"); });
     ASSERT_TRUE(ready) << "no READY=1";
     EXPECT_EQ(ready->field("STATUS="), "Listening on " + sock + ": 0 sessions, 0 semaphores, 0 waiters");
@@ -361,7 +363,7 @@ TEST(SystemdNotify, WatchdogPingsEveryHalfIntervalEvenIdle) {
     NotifySocket notify(dir.path + "/notify");
     const std::string sock = dir.path + "/ipcd.sock";
     // WATCHDOG_PID is set to the daemon's own pid (the child sets it before exec).
-    Child ipcd({IPCD_PATH, "--socket", sock}, {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=200000"},
+    Child ipcd({IPCD_PATH, "--socket", sock, "--config", "/dev/null", "--state-dir", dir.path + "/state"}, {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=200000"},
                dir.path + "/log", /*watchdog_pid_self=*/true);
     ASSERT_TRUE(notify.until([](const Note& n) { return n.has("READY=1"); })) << "no READY=1";
 
@@ -400,7 +402,7 @@ TEST(SystemdNotify, NoWatchdogForAnotherPidOrWithoutUsec) {
             env.push_back("WATCHDOG_USEC=200000");
             env.push_back("WATCHDOG_PID=" + std::to_string(::getpid()));
         }
-        Child ipcd({IPCD_PATH, "--socket", sock}, env, dir.path + "/log." + std::to_string(other_pid));
+        Child ipcd({IPCD_PATH, "--socket", sock, "--config", "/dev/null", "--state-dir", dir.path + "/state"}, env, dir.path + "/log." + std::to_string(other_pid));
         auto ready = notify.until([](const Note& n) { return n.has("READY=1"); });
         ASSERT_TRUE(ready) << "no READY=1";
         EXPECT_FALSE(ready->has("WATCHDOG=1"));
