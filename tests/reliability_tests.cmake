@@ -22,4 +22,18 @@ target_compile_definitions(chaos_soak PRIVATE IPCD_PATH="$<TARGET_FILE:ipcd>")
 add_dependencies(chaos_soak ipcd)
 add_test(NAME chaos_soak_short
          COMMAND chaos_soak --ipcd $<TARGET_FILE:ipcd> --duration ${IPC_CHAOS_SECONDS} --clients 8 --semaphores 3)
-set_tests_properties(chaos_soak_short PROPERTIES LABELS chaos TIMEOUT 120 SKIP_RETURN_CODE 77)
+# RUN_SERIAL: the soaks load every CPU; timing-sensitive tests elsewhere
+# should not share the machine with them.
+set_tests_properties(chaos_soak_short PROPERTIES LABELS chaos TIMEOUT 120 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+# A main of its own parses --duration; CTest passes the short one.
+if(IPC_SANITIZE_ADDRESS OR IPC_SANITIZE_THREAD)
+  set(IPC_CHANNEL_CHAOS_SECONDS 8)
+else()
+  set(IPC_CHANNEL_CHAOS_SECONDS 20)
+endif()
+add_executable(channel_chaos_test channel_chaos_test.cpp)
+target_link_libraries(channel_chaos_test PRIVATE ipc::ipc GTest::gtest ipc_build_flags)
+target_include_directories(channel_chaos_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/libipc)
+gtest_discover_tests(channel_chaos_test EXTRA_ARGS --duration ${IPC_CHANNEL_CHAOS_SECONDS}
+                     PROPERTIES LABELS chaos TIMEOUT 120 RUN_SERIAL TRUE DISCOVERY_TIMEOUT 60)
