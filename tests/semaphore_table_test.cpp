@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <random>
 
 namespace {
 
@@ -12,6 +14,7 @@ using ipc::Message;
 using ipc::proto::Op;
 using ipc::proto::Result;
 using ipcd::Now;
+using ipcd::Declared;
 using ipcd::Outbox;
 using ipcd::Peer;
 using ipcd::SemaphoreTable;
@@ -549,6 +552,556 @@ TEST_F(SemaphoreTableTest, PersistentDefinitionsRoundTripWithTokenReservation) {
     ASSERT_EQ(result(call(1, named(Op::remove, "keep"))), Result::ok);
     EXPECT_TRUE(t.take_persistent_dirty());
     EXPECT_TRUE(t.persistent().empty());
+}
+
+// ---------------------------------------------------------------------------
+// Per-user limits
+
+TEST_F(SemaphoreTableTest, PerUserOverrideRaisesAndLowersEachLimit) {
+    // Defaults: 3 sessions, 3 semaphores, 2 waits. Alice gets more, bob less.
+    std::map<uid_t, ipcd::UserLimits> per_user;
+    per_user[alice.uid] = ipcd::UserLimits{5, 4, 3};
+    per_user[bob.uid] = ipcd::UserLimits{1, 1, 1};
+    per_user[carol.uid] = ipcd::UserLimits{std::nullopt, 1, std::nullopt};  // unset fields: defaults
+    t.set_limits(limits(), per_user);
+    EXPECT_EQ(t.limits_for(alice.uid).sessions_per_user, 5u);
+    EXPECT_EQ(t.limits_for(alice.uid).handles_per_session, 8u) << "no per-user form: the default";
+    EXPECT_EQ(t.limits_for(carol.uid).sessions_per_user, 3u);
+    EXPECT_EQ(t.limits_for(carol.uid).semaphores_per_user, 1u);
+    EXPECT_EQ(t.limits_for(carol.uid).waits_per_user, 2u);
+    EXPECT_EQ(t.limits_for(4242).semaphores_per_user, 3u);
+    EXPECT_EQ(t.limits().sessions_per_user, 3u);
+
+    // Sessions: alice 5, bob 1.
+    for (SessionId s = 1; s <= 5; ++s) ASSERT_EQ(t.add_session(s, alice), Result::ok) << s;
+    EXPECT_EQ(t.add_session(6, alice), Result::limit);
+    ASSERT_EQ(t.add_session(11, bob), Result::ok);
+    EXPECT_EQ(t.add_session(12, bob), Result::limit);
+    ASSERT_EQ(t.add_session(20, root), Result::ok);
+
+    // Semaphores: alice 4, bob 1.
+    for (int i = 0; i < 4; ++i) create(1, "a" + std::to_string(i), 1, 0666);
+    EXPECT_EQ(result(call(1, named(Op::create, "a4", proto::pack(1, 0600)))), Result::limit);
+    create(11, "b0", 1, 0666);
+    EXPECT_EQ(result(call(11, named(Op::create, "b1", proto::pack(1, 0600)))), Result::limit);
+
+    // Waits: alice 3, bob 1.
+    const auto hr = open(20, "a0");
+    ASSERT_EQ(result(call(20, req(Op::acquire, hr, 1, 0))), Result::ok);
+    for (SessionId s = 1; s <= 3; ++s) acquire_waits(s, open(s, "a0"), 1);
+    EXPECT_EQ(result(call(4, req(Op::acquire, open(4, "a0"), 1, proto::wait_forever))), Result::limit);
+    acquire_waits(11, open(11, "a0"), 1);
+    const auto hb = open(11, "a1");
+    ASSERT_EQ(result(call(20, req(Op::acquire, open(20, "a1"), 1, 0))), Result::ok);
+    EXPECT_EQ(result(call(11, req(Op::acquire, hb, 1, proto::wait_forever))), Result::limit);
+}
+
+TEST_F(SemaphoreTableTest, LimitLoweredBelowUsageRevokesNothingAndRefusesUntilBelow) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, alice), Result::ok);
+    ASSERT_EQ(t.add_session(3, alice), Result::ok);
+    ASSERT_EQ(t.add_session(9, root), Result::ok);
+    create(1, "s1", 1, 0666);
+    create(1, "s2", 1, 0666);
+    const auto h9 = open(9, "s1");
+    ASSERT_EQ(result(call(9, req(Op::acquire, h9, 1, 0))), Result::ok);
+    Message w1 = acquire_waits(1, open(1, "s1"), 1);
+    Message w2 = acquire_waits(2, open(2, "s1"), 1);
+
+    std::map<uid_t, ipcd::UserLimits> per_user;
+    per_user[alice.uid] = ipcd::UserLimits{1, 1, 1};
+    t.set_limits(limits(), per_user);
+    // Nothing is taken away.
+    EXPECT_EQ(t.sessions_of(alice.uid), 3u);
+    EXPECT_EQ(t.waiting_count(), 2u);
+    EXPECT_EQ(result(stat(1, open(1, "s2"))), Result::ok);
+    // Everything new is refused while above or at the limit.
+    EXPECT_EQ(t.add_session(4, alice), Result::limit);
+    EXPECT_EQ(result(call(1, named(Op::create, "s3", proto::pack(1, 0600)))), Result::limit);
+    EXPECT_EQ(result(call(3, req(Op::acquire, open(3, "s1"), 1, proto::wait_forever))), Result::limit);
+
+    // Sessions: 3 -> 2 still at/above 1; down to 0 frees a slot.
+    t.remove_session(3, now, out);
+    EXPECT_EQ(t.add_session(4, alice), Result::limit);
+    // Semaphores: 2 owned, limit 1: removing one leaves 1 (== limit), removing both frees one.
+    ASSERT_EQ(result(call(1, named(Op::remove, "s2"))), Result::ok);
+    EXPECT_EQ(result(call(1, named(Op::create, "s3", proto::pack(1, 0600)))), Result::limit);
+    // Waits: 2 pending, limit 1. Granting both takes alice below it.
+    ASSERT_EQ(result(release(9, h9, 1)), Result::ok);
+    ASSERT_TRUE(answer_for(1, w1));
+    ASSERT_EQ(result(release(1, open(1, "s1"), 1)), Result::ok);
+    ASSERT_TRUE(answer_for(2, w2));
+    EXPECT_EQ(t.waiting_count(), 0u);
+    ASSERT_EQ(result(call(9, req(Op::acquire, h9, 1, 0))), Result::would_block) << "session 2 holds it";
+    Message w = acquire_waits(1, open(1, "s1"), 1);
+    EXPECT_EQ(t.waiting_count(), 1u) << "0 waits < limit 1: allowed again";
+    (void)w;
+    ASSERT_EQ(result(call(1, named(Op::remove, "s1"))), Result::ok);
+    create(1, "s3", 1);
+    t.remove_session(2, now, out);
+    t.remove_session(1, now, out);
+    EXPECT_EQ(t.add_session(4, alice), Result::ok);
+}
+
+TEST_F(SemaphoreTableTest, RootIgnoresItsPerUserLimits) {
+    std::map<uid_t, ipcd::UserLimits> per_user;
+    per_user[0] = ipcd::UserLimits{1, 1, 1};
+    t.set_limits(limits(), per_user);
+    EXPECT_EQ(t.limits_for(0).sessions_per_user, 1u) << "reported as configured";
+    ASSERT_EQ(t.add_session(1, root), Result::ok);
+    ASSERT_EQ(t.add_session(2, root), Result::ok);
+    create(1, "r1", 1);
+    create(1, "r2", 1);
+}
+
+// ---------------------------------------------------------------------------
+// Create policy
+
+TEST_F(SemaphoreTableTest, CreatePolicyByUidPrimaryGidSupplementaryGidAndRoot) {
+    Peer dave{50, 1003, 2000, {}, ""};          // primary group 2000
+    Peer erin{60, 1004, 1004, {3000, 2000}, ""};  // supplementary group 2000
+    Peer frank{70, 1005, 1005, {3000}, ""};
+    ipcd::CreatePolicy policy;
+    policy.anyone = false;
+    policy.users = {bob.uid};
+    policy.groups = {2000};
+    t.set_create_policy(policy);
+    EXPECT_TRUE(t.may_create(root));
+    EXPECT_TRUE(t.may_create(bob));
+    EXPECT_TRUE(t.may_create(dave));
+    EXPECT_TRUE(t.may_create(erin));
+    EXPECT_FALSE(t.may_create(alice));
+    EXPECT_FALSE(t.may_create(frank));
+
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, bob), Result::ok);
+    ASSERT_EQ(t.add_session(3, dave), Result::ok);
+    ASSERT_EQ(t.add_session(4, erin), Result::ok);
+    ASSERT_EQ(t.add_session(5, frank), Result::ok);
+    ASSERT_EQ(t.add_session(6, root), Result::ok);
+    EXPECT_EQ(result(call(1, named(Op::create, "p1", proto::pack(1, 0666)))), Result::permission_denied);
+    EXPECT_EQ(result(call(5, named(Op::create, "p1", proto::pack(1, 0666)))), Result::permission_denied);
+    create(2, "by-uid", 1, 0666);
+    create(3, "by-primary-gid", 1, 0666);
+    create(4, "by-supplementary-gid", 1, 0666);
+    create(6, "by-root", 1, 0666);
+    // The refused may still use what others created.
+    EXPECT_EQ(result(call(1, named(Op::open, "by-uid"))), Result::ok);
+    // Bad arguments are still invalid_argument, whoever asks.
+    EXPECT_EQ(result(call(1, named(Op::create, "p1", proto::pack(0, 0666)))), Result::invalid_argument);
+
+    t.set_create_policy(ipcd::CreatePolicy{});
+    EXPECT_TRUE(t.may_create(alice)) << "the default lets anyone create";
+    create(1, "p1", 1);
+}
+
+// ---------------------------------------------------------------------------
+// Declared semaphores
+
+TEST_F(SemaphoreTableTest, DeclareCreatesUncountedPersistentUnremovable) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, root), Result::ok);
+    (void)t.take_persistent_dirty();
+    auto rep = t.declare({Declared{"cfg", 2, alice.uid, 500, 0640}}, now, out);
+    EXPECT_EQ(rep.created, std::vector<std::string>{"cfg"});
+    EXPECT_TRUE(rep.changed.empty() && rep.adopted.empty() && rep.undeclared.empty() && rep.refused.empty());
+    EXPECT_TRUE(t.take_persistent_dirty());
+    const auto h = open(1, "cfg");
+    Message st = stat(1, h);
+    EXPECT_EQ(proto::low(st.mr[2]), 2u);
+    EXPECT_EQ(available(st), 2u);
+    EXPECT_EQ(proto::low(st.mr[4]), alice.uid);
+    EXPECT_EQ(proto::high(st.mr[4]), 500u);
+    EXPECT_EQ(proto::low(st.mr[5]), 0640u);
+    EXPECT_EQ(proto::high(st.mr[5]), proto::sem_persistent | proto::sem_declared);
+    // Not counted against alice: she still has her 3.
+    for (int i = 0; i < 3; ++i) create(1, "own" + std::to_string(i), 1);
+    // Nobody removes it, not the owner, not root.
+    EXPECT_EQ(result(call(1, named(Op::remove, "cfg"))), Result::declared);
+    EXPECT_EQ(result(call(2, named(Op::remove, "cfg"))), Result::declared);
+    // Persistent: its definition (and token reservation) is saved.
+    auto defs = t.persistent();
+    ASSERT_EQ(defs.size(), 1u);
+    EXPECT_EQ(defs[0].name, "cfg");
+    // Declaring the same set again changes nothing.
+    rep = t.declare({Declared{"cfg", 2, alice.uid, 500, 0640}}, now, out);
+    EXPECT_TRUE(rep.created.empty() && rep.changed.empty() && rep.adopted.empty());
+    EXPECT_FALSE(t.take_persistent_dirty());
+}
+
+TEST_F(SemaphoreTableTest, DeclareUpdatesAttributesKeepingHolders) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, bob), Result::ok);
+    t.declare({Declared{"cfg", 2, alice.uid, alice.gid, 0600}}, now, out);
+    const auto h = open(1, "cfg");
+    ASSERT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::ok);
+    EXPECT_EQ(result(call(2, named(Op::open, "cfg"))), Result::permission_denied);
+    (void)t.take_persistent_dirty();
+    auto rep = t.declare({Declared{"cfg", 5, bob.uid, bob.gid, 0660}}, now, out);
+    EXPECT_EQ(rep.changed, std::vector<std::string>{"cfg"});
+    EXPECT_TRUE(t.take_persistent_dirty());
+    Message st = stat(2, open(2, "cfg"));
+    EXPECT_EQ(proto::low(st.mr[2]), 5u);
+    EXPECT_EQ(available(st), 4u) << "alice still holds her permit";
+    EXPECT_EQ(proto::low(st.mr[4]), bob.uid);
+    EXPECT_EQ(proto::low(st.mr[5]), 0660u);
+    EXPECT_EQ(release(1, h, 1).mr[1], static_cast<std::uint64_t>(Result::permission_denied))
+        << "alice lost write access with the new mode, not her permit";
+}
+
+TEST_F(SemaphoreTableTest, DeclareAdoptsAClientsSemaphoreAndUncountsIt) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, root), Result::ok);
+    const auto h = create(1, "mine", 2, 0666);
+    create(1, "m2", 1);
+    create(1, "m3", 1);
+    EXPECT_EQ(result(call(1, named(Op::create, "m4", proto::pack(1, 0600)))), Result::limit);
+    ASSERT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::ok);
+    Message w = acquire_waits(2, open(2, "mine"), 2);
+    (void)t.take_persistent_dirty();
+    auto rep = t.declare({Declared{"mine", 3, 0, 0, 0666}}, now, out);
+    EXPECT_EQ(rep.adopted, std::vector<std::string>{"mine"});
+    EXPECT_TRUE(rep.changed.empty()) << "adopted is reported once";
+    EXPECT_TRUE(t.take_persistent_dirty());
+    auto g = answer_for(2, w);
+    ASSERT_TRUE(g) << "raised to 3 with 1 held: the waiter for 2 fits";
+    EXPECT_EQ(result(*g), Result::ok);
+    Message st = stat(1, h);
+    EXPECT_EQ(proto::high(st.mr[5]), proto::sem_persistent | proto::sem_declared);
+    EXPECT_EQ(proto::low(st.mr[4]), 0u) << "the configuration's owner";
+    EXPECT_EQ(result(call(1, named(Op::remove, "mine"))), Result::declared);
+    create(1, "m4", 1);  // the adopted one no longer counts against alice
+    ASSERT_EQ(t.persistent().size(), 1u);
+}
+
+TEST_F(SemaphoreTableTest, UndeclaredSemaphoresStayPersistentAndCountAgainstNobody) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    t.declare({Declared{"keep", 1, alice.uid, alice.gid, 0600}, Declared{"gone", 1, alice.uid, alice.gid, 0600}},
+              now, out);
+    const auto hg = open(1, "gone");
+    ASSERT_EQ(result(call(1, req(Op::acquire, hg, 1, 0))), Result::ok);
+    auto rep = t.declare({Declared{"keep", 1, alice.uid, alice.gid, 0600}}, now, out);
+    EXPECT_EQ(rep.undeclared, std::vector<std::string>{"gone"});
+    Message st = stat(1, hg);
+    EXPECT_EQ(proto::high(st.mr[5]), proto::sem_persistent) << "persistent, no longer declared";
+    EXPECT_EQ(proto::high(st.mr[3]) + proto::low(st.mr[3]), 1u) << "its holder stays";
+    EXPECT_EQ(t.persistent().size(), 2u);
+    // Counted against nobody: alice still has 3 to create.
+    for (int i = 0; i < 3; ++i) create(1, "own" + std::to_string(i), 1);
+    // Now an ordinary semaphore: its owner may remove it.
+    ASSERT_EQ(result(release(1, hg, 1)), Result::ok);
+    EXPECT_EQ(result(call(1, named(Op::remove, "gone"))), Result::ok);
+    EXPECT_EQ(result(call(1, named(Op::create, "own3", proto::pack(1, 0600)))), Result::limit)
+        << "removing it gave alice nothing back";
+}
+
+TEST_F(SemaphoreTableTest, DeclareRefusesBadAndRepeatedEntriesAndKeepsTheirSemaphores) {
+    ASSERT_EQ(t.add_session(1, root), Result::ok);
+    t.declare({Declared{"d", 2, 0, 0, 0600}}, now, out);
+    auto rep = t.declare({Declared{"bad name", 1, 0, 0, 0600}, Declared{"zero", 0, 0, 0, 0600},
+                          Declared{"mode", 1, 0, 0, 01000}, Declared{"d", 0, 0, 0, 0600}, Declared{"x", 1, 0, 0, 0600},
+                          Declared{"x", 7, 0, 0, 0600}, Declared{"", 1, 0, 0, 0}},
+                         now, out);
+    EXPECT_EQ(rep.refused, (std::vector<std::string>{"bad name", "zero", "mode", "d", "x", ""}));
+    EXPECT_EQ(rep.created, std::vector<std::string>{"x"});
+    EXPECT_TRUE(rep.undeclared.empty()) << "a refused entry does not undeclare its semaphore";
+    EXPECT_EQ(proto::low(stat(1, open(1, "d")).mr[2]), 2u);
+    EXPECT_EQ(proto::low(stat(1, open(1, "x")).mr[2]), 1u) << "the first of two entries wins";
+    EXPECT_EQ(t.semaphore_count(), 2u);
+}
+
+TEST_F(SemaphoreTableTest, DeclareAfterRestoreAdoptsTheSavedSemaphore) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    t.declare({Declared{"cfg", 1, alice.uid, alice.gid, 0600}}, now, out);
+    const auto h = open(1, "cfg");
+    ASSERT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::ok);
+    auto defs = t.persistent();
+    ASSERT_EQ(defs.size(), 1u);
+
+    SemaphoreTable fresh{limits()};
+    ASSERT_EQ(fresh.restore(defs[0]), Result::ok);
+    Outbox o;
+    auto rep = fresh.declare({Declared{"cfg", 1, alice.uid, alice.gid, 0600}}, now, o);
+    EXPECT_EQ(rep.adopted, std::vector<std::string>{"cfg"});
+    ASSERT_EQ(fresh.add_session(1, alice), Result::ok);
+    Message u = proto::request(Op::usage, 1);
+    u.mr[2] = proto::wait_forever;
+    fresh.handle(1, u, now, o);
+    ASSERT_EQ(o.size(), 1u);
+    EXPECT_EQ(proto::low(o[0].reply.mr[3]), 0u) << "uncounted again after adoption";
+    o.clear();
+    Message a = proto::request(Op::open, 2);
+    proto::pack_name(a, 2, "cfg");
+    fresh.handle(1, a, now, o);
+    Message acq = req(Op::acquire, o[0].reply.mr[2], 1, 0);
+    o.clear();
+    fresh.handle(1, acq, now, o);
+    ASSERT_EQ(o.size(), 1u);
+    EXPECT_GT(o[0].reply.mr[2], defs[0].last_token - 1) << "tokens continue across the restart";
+    EXPECT_GE(o[0].reply.mr[2], 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Changing permits while held
+
+TEST_F(SemaphoreTableTest, LoweringPermitsBelowHeldGrantsOnlyOnceHeldFits) {
+    for (SessionId s = 1; s <= 5; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
+    t.declare({Declared{"low", 3, 0, 0, 0600}}, now, out);
+    std::uint64_t h[6];
+    for (SessionId s = 1; s <= 5; ++s) h[s] = open(s, "low");
+    for (SessionId s = 1; s <= 3; ++s) ASSERT_EQ(result(call(s, req(Op::acquire, h[s], 1, 0))), Result::ok);
+    Message w4 = acquire_waits(4, h[4], 1);
+    Message w5 = acquire_waits(5, h[5], 1);
+    out.clear();
+    t.declare({Declared{"low", 1, 0, 0, 0600}}, now, out);
+    EXPECT_TRUE(out.empty()) << "nothing revoked, nothing granted, nobody refused (1 <= 1)";
+    Message st = stat(1, h[1]);
+    EXPECT_EQ(proto::low(st.mr[2]), 1u);
+    EXPECT_EQ(available(st), 0u) << "max(0, 1 - 3)";
+    EXPECT_EQ(proto::low(st.mr[3]), 3u) << "all three still hold";
+    // Two releases: held 3 -> 1, still not below the new count.
+    ASSERT_EQ(result(release(1, h[1], 1)), Result::ok);
+    EXPECT_TRUE(out.empty());
+    ASSERT_EQ(result(release(2, h[2], 1)), Result::ok);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(available(stat(1, h[1])), 0u);
+    EXPECT_EQ(result(call(1, req(Op::acquire, h[1], 1, 0))), Result::would_block);
+    // From here one at a time.
+    ASSERT_EQ(result(release(3, h[3], 1)), Result::ok);
+    ASSERT_TRUE(answer_for(4, w4));
+    EXPECT_FALSE(answer_for(5, w5));
+    ASSERT_EQ(result(release(4, h[4], 1)), Result::ok);
+    ASSERT_TRUE(answer_for(5, w5));
+    EXPECT_EQ(proto::low(stat(1, h[1]).mr[3]), 1u) << "one holder at a time";
+}
+
+TEST_F(SemaphoreTableTest, RaisingPermitsGrantsWaitersInFifoOrder) {
+    for (SessionId s = 1; s <= 4; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
+    t.declare({Declared{"up", 1, 0, 0, 0600}}, now, out);
+    ASSERT_EQ(result(call(1, req(Op::acquire, open(1, "up"), 1, 0))), Result::ok);
+    Message w2 = acquire_waits(2, open(2, "up"), 1);
+    Message w3 = acquire_waits(3, open(3, "up"), 1);
+    Message w4 = acquire_waits(4, open(4, "up"), 1);
+    out.clear();
+    (void)t.take_persistent_dirty();
+    t.declare({Declared{"up", 3, 0, 0, 0600}}, now, out);
+    EXPECT_TRUE(t.take_persistent_dirty());
+    ASSERT_EQ(out.size(), 2u) << "1 held + 2 granted = 3";
+    EXPECT_EQ(out[0].session, 2u);
+    EXPECT_EQ(out[1].session, 3u);
+    EXPECT_LT(out[0].reply.mr[2], out[1].reply.mr[2]);
+    EXPECT_TRUE(answer_for(2, w2) && answer_for(3, w3));
+    EXPECT_FALSE(answer_for(4, w4));
+    EXPECT_EQ(t.waiting_count(), 1u);
+}
+
+TEST_F(SemaphoreTableTest, WaiterWantingMoreThanLoweredPermitsGetsTooMany) {
+    for (SessionId s = 1; s <= 3; ++s) ASSERT_EQ(t.add_session(s, root), Result::ok);
+    t.declare({Declared{"big", 4, 0, 0, 0600}}, now, out);
+    ASSERT_EQ(result(call(1, req(Op::acquire, open(1, "big"), 2, 0))), Result::ok);
+    Message w2 = acquire_waits(2, open(2, "big"), 3, 100 * ms);
+    Message w3 = acquire_waits(3, open(3, "big"), 1);
+    out.clear();
+    t.declare({Declared{"big", 2, 0, 0, 0600}}, now, out);
+    auto r2 = answer_for(2, w2);
+    ASSERT_TRUE(r2);
+    EXPECT_EQ(result(*r2), Result::too_many);
+    EXPECT_EQ(r2->label(), static_cast<std::uint32_t>(Op::acquire));
+    EXPECT_FALSE(answer_for(3, w3)) << "2 held of 2: the waiter for 1 keeps waiting";
+    EXPECT_FALSE(t.next_deadline()) << "the refused wait's deadline is gone";
+    EXPECT_EQ(t.waiting_count(), 1u);
+    EXPECT_EQ(result(call(2, req(Op::acquire, open(2, "big"), 3, 0))), Result::too_many);
+}
+
+// ---------------------------------------------------------------------------
+// Op::sessions, Op::release_session, Op::usage, Op::reload
+
+TEST_F(SemaphoreTableTest, SessionsListsInIdOrderWithTruncatedCommand) {
+    Peer p7{77, 1000, 1000, {}, "a-very-long-command-name"};
+    Peer p3{33, 1001, 1001, {}, "sh"};
+    ASSERT_EQ(t.add_session(7, p7), Result::ok);
+    ASSERT_EQ(t.add_session(3, p3), Result::ok);
+    create(7, "s", 3, 0666);
+    ASSERT_EQ(result(call(7, req(Op::acquire, open(7, "s"), 2, 0))), Result::ok);
+    const auto h3 = open(3, "s");
+    acquire_waits(3, h3, 2);
+
+    Message e0 = call(7, req(Op::sessions, 0, 0));
+    ASSERT_EQ(result(e0), Result::ok);
+    EXPECT_EQ(proto::low(e0.mr[2]), 3u);
+    EXPECT_EQ(proto::high(e0.mr[2]), 33u);
+    EXPECT_EQ(proto::low(e0.mr[3]), 1001u);
+    EXPECT_EQ(proto::high(e0.mr[3]), 1001u);
+    EXPECT_EQ(proto::low(e0.mr[4]), 0u);
+    EXPECT_EQ(proto::high(e0.mr[4]), 1u) << "one pending acquire";
+    char c[16];
+    std::memcpy(c, &e0.mr[5], 16);
+    EXPECT_EQ(std::string(c, 16), std::string("sh") + std::string(14, '\0'));
+
+    Message e1 = call(3, req(Op::sessions, 0, 1));
+    ASSERT_EQ(result(e1), Result::ok);
+    EXPECT_EQ(proto::low(e1.mr[2]), 7u);
+    EXPECT_EQ(proto::high(e1.mr[2]), 77u);
+    EXPECT_EQ(proto::low(e1.mr[4]), 2u) << "permits held";
+    EXPECT_EQ(proto::high(e1.mr[4]), 0u);
+    std::memcpy(c, &e1.mr[5], 16);
+    EXPECT_EQ(std::string(c, 16), "a-very-long-comm") << "16 bytes, no terminator";
+
+    EXPECT_EQ(result(call(3, req(Op::sessions, 0, 2))), Result::end);
+    EXPECT_EQ(result(call(3, req(Op::sessions, 0, ~0ull))), Result::end);
+}
+
+TEST_F(SemaphoreTableTest, ReleaseSessionRefusals) {
+    ASSERT_EQ(t.add_session(1, root), Result::ok);
+    ASSERT_EQ(t.add_session(2, alice), Result::ok);
+    EXPECT_EQ(result(call(2, req(Op::release_session, 0, 1))), Result::permission_denied);
+    EXPECT_EQ(result(call(2, req(Op::release_session, 0, 2))), Result::permission_denied) << "not even itself";
+    EXPECT_EQ(result(call(1, req(Op::release_session, 0, 1))), Result::invalid_argument);
+    EXPECT_EQ(result(call(1, req(Op::release_session, 0, 99))), Result::not_found);
+    EXPECT_EQ(result(call(1, req(Op::release_session, 0, (1ull << 32) | 2))), Result::not_found);
+    EXPECT_EQ(t.session_count(), 2u);
+    EXPECT_TRUE(t.take_kicked().empty());
+}
+
+TEST_F(SemaphoreTableTest, ReleaseSessionEndsItAndUnblocksWaiters) {
+    ASSERT_EQ(t.add_session(1, root), Result::ok);
+    ASSERT_EQ(t.add_session(2, alice), Result::ok);
+    ASSERT_EQ(t.add_session(3, bob), Result::ok);
+    const auto ha = create(2, "x", 3, 0666);
+    create(2, "y", 1, 0666);
+    ASSERT_EQ(result(call(2, req(Op::acquire, ha, 3, 0))), Result::ok);
+    ASSERT_EQ(result(call(3, req(Op::acquire, open(3, "y"), 1, 0))), Result::ok);
+    acquire_waits(2, open(2, "y"), 1, 10 * ms);  // alice also waits on y
+    Message wb = acquire_waits(3, open(3, "x"), 2);
+    ASSERT_EQ(t.waiting_count(), 2u);
+
+    Message r = call(1, req(Op::release_session, 0, 2));
+    ASSERT_EQ(result(r), Result::ok);
+    EXPECT_EQ(r.mr[2], 3u) << "permits given back";
+    EXPECT_EQ(r.mr[3], 1u) << "waits cancelled";
+    auto g = answer_for(3, wb);
+    ASSERT_TRUE(g) << "bob's wait for x is granted";
+    EXPECT_EQ(result(*g), Result::ok);
+    EXPECT_TRUE(out.empty()) << "no reply to the cancelled wait";
+    EXPECT_FALSE(t.has_session(2));
+    EXPECT_FALSE(t.next_deadline());
+    EXPECT_EQ(t.sessions_of(alice.uid), 0u);
+    EXPECT_EQ(t.take_kicked(), std::vector<SessionId>{2});
+    EXPECT_TRUE(t.take_kicked().empty());
+    // The daemon's own removal afterwards is a no-op.
+    EXPECT_EQ(t.remove_session(2, now, out).handles, 0u);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(result(call(1, req(Op::release_session, 0, 2))), Result::not_found);
+}
+
+TEST_F(SemaphoreTableTest, UsageReportsCountsLimitsAndCreatePolicy) {
+    std::map<uid_t, ipcd::UserLimits> per_user;
+    per_user[alice.uid] = ipcd::UserLimits{std::nullopt, 5, std::nullopt};
+    t.set_limits(limits(), per_user);
+    ipcd::CreatePolicy policy;
+    policy.anyone = false;
+    policy.groups = {1000};  // alice's primary gid; carol's supplementary
+    t.set_create_policy(policy);
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, alice), Result::ok);
+    ASSERT_EQ(t.add_session(3, carol), Result::ok);
+    ASSERT_EQ(t.add_session(4, root), Result::ok);
+    create(1, "u1", 1, 0666);
+    create(1, "u2", 1, 0666);
+    ASSERT_EQ(result(call(4, req(Op::acquire, open(4, "u1"), 1, 0))), Result::ok);
+    acquire_waits(2, open(2, "u1"), 1);
+
+    Message u = call(1, req(Op::usage, 0, proto::wait_forever));
+    ASSERT_EQ(result(u), Result::ok);
+    EXPECT_EQ(u.mr[2], proto::pack(2, 3));
+    EXPECT_EQ(u.mr[3], proto::pack(2, 5));
+    EXPECT_EQ(u.mr[4], proto::pack(1, 2));
+    EXPECT_EQ(u.mr[5], proto::pack(alice.uid, 1));
+    EXPECT_EQ(u.mr[6], 8u);
+    // Anyone may ask about anyone.
+    Message ua = call(3, req(Op::usage, 0, alice.uid));
+    EXPECT_EQ(ua.mr[2], u.mr[2]);
+    EXPECT_EQ(ua.mr[5], proto::pack(alice.uid, 1)) << "from her session's primary gid";
+    // Carol about herself: her supplementary group counts.
+    EXPECT_EQ(call(3, req(Op::usage, 0, proto::wait_forever)).mr[5], proto::pack(carol.uid, 1));
+    // About carol from elsewhere: only her primary gid is known.
+    EXPECT_EQ(call(1, req(Op::usage, 0, carol.uid)).mr[5], proto::pack(carol.uid, 0));
+    // A uid with nothing: zero usage, the default limits, no session to learn a gid from.
+    Message un = call(1, req(Op::usage, 0, 4242));
+    EXPECT_EQ(un.mr[2], proto::pack(0, 3));
+    EXPECT_EQ(un.mr[5], proto::pack(4242, 0));
+    // Root: limits reported as 0 (none), except the per-session handle limit.
+    Message ur = call(1, req(Op::usage, 0, 0));
+    EXPECT_EQ(ur.mr[2], proto::pack(1, 0));
+    EXPECT_EQ(ur.mr[3], proto::pack(0, 0));
+    EXPECT_EQ(ur.mr[4], proto::pack(0, 0));
+    EXPECT_EQ(ur.mr[5], proto::pack(0, 1));
+    EXPECT_EQ(ur.mr[6], 8u);
+    // Not a uid.
+    EXPECT_EQ(result(call(1, req(Op::usage, 0, 1ull << 32))), Result::invalid_argument);
+}
+
+TEST_F(SemaphoreTableTest, ReloadIsTheDaemonsToAnswer) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    ASSERT_EQ(t.add_session(2, root), Result::ok);
+    EXPECT_EQ(result(call(1, req(Op::reload))), Result::permission_denied);
+    EXPECT_EQ(result(call(2, req(Op::reload))), Result::unknown_op);
+}
+
+// Random registers on every op, from several sessions, with declare() and
+// release_session mixed in: the table answers each request, never crashes,
+// and its counts stay consistent.
+TEST_F(SemaphoreTableTest, RandomRequestsKeepInvariants) {
+    std::mt19937_64 rng(12345);
+    const Peer peers[] = {root, alice, bob, carol};
+    for (SessionId s = 1; s <= 4; ++s) ASSERT_EQ(t.add_session(s, peers[s - 1]), Result::ok);
+    const char* names[] = {"a", "b", "c"};
+    auto pick = [&](std::uint64_t n) { return rng() % n; };
+    for (int i = 0; i < 20000; ++i) {
+        const SessionId s = static_cast<SessionId>(1 + pick(4));
+        if (!t.has_session(s)) {
+            (void)t.add_session(s, peers[s - 1]);
+            continue;
+        }
+        const auto op = static_cast<Op>(pick(17));
+        Message m = proto::request(op, next_id++);
+        switch (pick(4)) {
+            case 0:
+                for (auto& r : m.mr) r = rng();
+                m.mr[0] = next_id++;
+                break;
+            default:
+                m.mr[1] = pick(2) ? pick(5) : proto::pack(static_cast<std::uint32_t>(1 + pick(4)), 0666);
+                m.mr[2] = pick(6);
+                m.mr[3] = pick(3) == 0 ? 0 : pick(2) ? proto::wait_forever : pick(100) * ms;
+                if (pick(2)) proto::pack_name(m, 2, names[pick(3)]);
+        }
+        out.clear();
+        t.handle(s, m, now, out);
+        if (pick(50) == 0) {
+            std::vector<Declared> d;
+            for (const char* n : names)
+                if (pick(2)) d.push_back(Declared{n, static_cast<std::uint32_t>(pick(4)), 1000, 1000, 0666});
+            t.declare(d, now, out);
+        }
+        if (pick(100) == 0) t.remove_session(static_cast<SessionId>(1 + pick(4)), now, out);
+        if (pick(20) == 0) {
+            now.mono_ns += static_cast<std::int64_t>(pick(50)) * ms;
+            t.expire(now, out);
+        }
+        for (SessionId k : t.take_kicked()) EXPECT_FALSE(t.has_session(k));
+        // Every semaphore's available <= permits; status agrees with the counters.
+        for (std::uint64_t idx = 0;; ++idx) {
+            Message l = proto::request(Op::list, next_id++);
+            l.mr[2] = idx;
+            Outbox o;
+            t.handle(1, l, now, o);
+            if (!t.has_session(1)) break;
+            ASSERT_EQ(o.size(), 1u);
+            if (static_cast<Result>(o[0].reply.mr[1]) == Result::end) break;
+            ASSERT_LE(proto::high(o[0].reply.mr[6]), proto::low(o[0].reply.mr[6]));
+        }
+    }
 }
 
 }  // namespace
