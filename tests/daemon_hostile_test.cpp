@@ -477,6 +477,48 @@ TEST_F(IpcdHostileNeighbour, RewritingSlotsAndIndicesWhileTheDaemonReadsThem) {
     RecordProperty("requests_sent", static_cast<int>(sent));
 }
 
+TEST_F(IpcdHostileNeighbour, ADoorbellStormDoesNotStarveOthers) {
+    // The daemon sleeps on a futex word in the client's own segment, so a
+    // client can bump it and FUTEX_WAKE it without end: every wait ipcd arms
+    // on that session ends at once with nothing to read. That costs ipcd
+    // CPU; it must not cost the others their service.
+    auto raw = raw_holding_victim();
+    ASSERT_TRUE(raw);
+    auto* stop = static_cast<std::atomic<int>*>(
+        ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(stop, MAP_FAILED);
+    const pid_t storm = spawn([&] {
+        for (unsigned i = 0; stop->load(std::memory_order_relaxed) == 0; ++i) {
+            if (i % 8 == 0) {
+                ring_doorbell(*raw);
+            } else {
+                raw->request_control()->not_empty.seq.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        return 0;
+    });
+    const long before = neighbour.rounds();
+    auto worst = std::chrono::steady_clock::duration::zero();
+    for (int i = 0; i < 50; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_FALSE(nsem.acquire_for(1, 10s));
+        ASSERT_FALSE(nsem.release());
+        worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+    }
+    EXPECT_TRUE(neighbour.progresses());
+    stop->store(1);
+    EXPECT_EQ(wait_exit(storm), 0);
+    ::munmap(stop, 4096);
+    EXPECT_LT(worst, 2s) << "a doorbell storm must not starve the others";
+    EXPECT_GT(neighbour.rounds(), before);
+    // The stormer was within its rights: it is still served.
+    auto st = raw->call(ipc::proto::request(Op::status, 0));
+    ASSERT_TRUE(st);
+    EXPECT_EQ(result_of(*st), Result::ok);
+    raw.reset();
+    expect_nobody_else_noticed();
+}
+
 // Sends `data` bytes with `cmsg` ancillary data of `type` on `sock`.
 ssize_t send_with_cmsg(int sock, int type, const void* payload, std::size_t payload_len, std::size_t data) {
     char byte = 'x';
