@@ -68,6 +68,19 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/systemd)
     install(FILES ${_ipc_units} DESTINATION lib/systemd/system OPTIONAL)
   endif()
 endif()
+# The sample configuration (every key commented out, so it changes nothing)
+# goes to /etc/ipcd/ipcd.conf when the prefix is /usr (the .deb, where it is
+# a conffile: dpkg keeps an admin's edits across upgrades), else to
+# PREFIX/etc/ipcd/ipcd.conf. Decided at install time, since cpack and
+# `cmake --install --prefix` choose the prefix after configuring.
+install(CODE "
+  if(CMAKE_INSTALL_PREFIX STREQUAL \"/usr\")
+    set(_ipc_etc /etc/ipcd)
+  else()
+    set(_ipc_etc \"\${CMAKE_INSTALL_PREFIX}/etc/ipcd\")
+  endif()
+  file(INSTALL \"${PROJECT_SOURCE_DIR}/etc/ipcd.conf\" DESTINATION \"\${_ipc_etc}\")
+")
 install(FILES ${PROJECT_SOURCE_DIR}/docs/libipc.7 DESTINATION ${CMAKE_INSTALL_MANDIR}/man7 OPTIONAL)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/ipcd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 OPTIONAL)
 # share/doc/ipc: README and docs/*.md (the units' Documentation= points here).
@@ -88,6 +101,8 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
+file(WRITE ${PROJECT_BINARY_DIR}/debian/conffiles "/etc/ipcd/ipcd.conf\n")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/debian/conffiles)
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
     "libipc (shared-memory channels, headers, static and shared library, CMake and\n pkg-config files), ipcd (the semaphore daemon) and ipcctl (its command-line tool).")
 find_program(IPC_DPKG_SHLIBDEPS dpkg-shlibdeps)

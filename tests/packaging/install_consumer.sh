@@ -14,7 +14,7 @@ prefix=$scratch/prefix
 for f in bin/ipcd bin/ipcctl "$libdir/libipc.so" "$libdir/libipc.a" include/ipc/channel.hpp include/ipc/semaphore.hpp \
          "$libdir/cmake/ipc/ipcConfig.cmake" "$libdir/cmake/ipc/ipcConfigVersion.cmake" "$libdir/cmake/ipc/ipcTargets.cmake" \
          "$libdir/pkgconfig/ipc.pc" share/man/man1/ipcctl.1 share/man/man7/libipc.7 share/man/man8/ipcd.8 \
-         share/bash-completion/completions/ipcctl share/doc/ipc/README.md share/doc/ipc/protocol.md; do
+         share/bash-completion/completions/ipcctl share/doc/ipc/README.md share/doc/ipc/protocol.md etc/ipcd/ipcd.conf; do
   need_file "$prefix/$f"
 done
 for unit in "$src"/systemd/*.service "$src"/systemd/*.socket; do
