@@ -358,6 +358,46 @@ TEST(SystemdNotify, StatusFollowsCountsAtMostOncePerSecond) {
     EXPECT_TRUE(notify.until([](const Note& n) { return n.has("STOPPING=1"); }, 1s));
 }
 
+// systemctl reload sends SIGHUP (ExecReload=): the daemon brackets the
+// reload with RELOADING=1 and READY=1, whether the file is good or not.
+TEST(SystemdNotify, ReloadIsBracketedByReloadingAndReady) {
+    TempDir dir;
+    NotifySocket notify(dir.path + "/notify");
+    const std::string sock = dir.path + "/ipcd.sock";
+    const std::string conf = dir.path + "/ipcd.conf";
+    std::ofstream(conf) << "[[semaphore]]\nname = \"one\"\npermits = 1\n";
+    Child ipcd({IPCD_PATH, "--socket", sock, "--config", conf, "--state-dir", dir.path + "/state"},
+               {"NOTIFY_SOCKET=" + notify.path()}, dir.path + "/log");
+    ASSERT_TRUE(notify.until([](const Note& n) { return n.has("READY=1"); })) << "no READY=1";
+    auto s = ipc::Session::connect(sock);
+    const auto names = [&] {
+        std::vector<std::string> v;
+        for (const auto& info : s->list()) v.push_back(info.name);
+        return v;
+    };
+    EXPECT_EQ(names(), std::vector<std::string>{"one"});
+
+    const auto reload_cycle = [&] {
+        ::kill(ipcd.pid(), SIGHUP);
+        const auto reloading = notify.until([](const Note& n) { return n.has("RELOADING=1"); });
+        if (!reloading) return false;
+        return notify.until([](const Note& n) { return n.has("READY=1"); }).has_value();
+    };
+    std::ofstream(conf, std::ios::trunc) << "[[semaphore]]\nname = \"one\"\npermits = 1\n"
+                                            "[[semaphore]]\nname = \"two\"\npermits = 2\n";
+    ASSERT_TRUE(reload_cycle()) << "no RELOADING=1 then READY=1 after SIGHUP";
+    EXPECT_EQ(names(), (std::vector<std::string>{"one", "two"}));
+
+    // A broken file: refused, logged with its line, still READY=1.
+    std::ofstream(conf, std::ios::trunc) << "[[semaphore]]\nname = \"three\"\npermits = \"many\"\n";
+    ASSERT_TRUE(reload_cycle()) << "a refused reload must still end with READY=1";
+    EXPECT_EQ(names(), (std::vector<std::string>{"one", "two"})) << "the running configuration stays";
+    EXPECT_NE(ipcd.log().find("reload refused: " + conf + ":3:"), std::string::npos) << ipcd.log();
+
+    s.reset();
+    EXPECT_EQ(ipcd.stop(SIGTERM), 0);
+}
+
 TEST(SystemdNotify, WatchdogPingsEveryHalfIntervalEvenIdle) {
     TempDir dir;
     NotifySocket notify(dir.path + "/notify");
