@@ -251,19 +251,28 @@ TEST(IpcctlUsage, HelpOnEveryVerbExitsZero) {
     const auto top = ctl_nodaemon({"--help"});
     EXPECT_EQ(top.status, 0) << top;
     EXPECT_TRUE(contains(top.out, "Exit status:")) << top;
-    for (const char* verb : {"status", "list", "stat", "create", "delete", "acquire"}) {
+    for (const char* verb : {"status", "list", "stat", "create", "delete", "acquire", "sessions", "release-session",
+                             "reload", "channels", "channel"}) {
         const auto o = ctl_nodaemon({verb, "--help"});
         EXPECT_EQ(o.status, 0) << verb << "\n" << o;
         EXPECT_TRUE(contains(o.out, std::string("Usage: ipcctl ") + verb)) << o;
+        EXPECT_TRUE(contains(o.out, "Exit status:")) << o;
         EXPECT_TRUE(o.err.empty()) << o;
-        EXPECT_TRUE(contains(top.out, verb)) << top;
+        EXPECT_TRUE(contains(top.out, "  " + std::string(verb) + " ")) << top;
+    }
+    for (const char* sub : {"stat", "rm"}) {
+        const auto o = ctl_nodaemon({"channel", sub, "--help"});
+        EXPECT_EQ(o.status, 0) << sub << "\n" << o;
+        EXPECT_TRUE(contains(o.out, std::string("Usage: ipcctl channel ") + sub)) << o;
     }
 }
 
 TEST(IpcctlUsage, MissingOrUnknownVerbIsAUsageError) {
     auto o = ctl_nodaemon({});
     EXPECT_EQ(o.status, 2) << o;
-    EXPECT_EQ(o.err, "ipcctl: a verb is required: status, list, stat, create, delete or acquire; see 'ipcctl --help'\n");
+    EXPECT_EQ(o.err,
+              "ipcctl: a verb is required: status, list, stat, create, delete, acquire, sessions, release-session, "
+              "reload, channels or channel; see 'ipcctl --help'\n");
     o = ctl_nodaemon({"frobnicate"});
     EXPECT_EQ(o.status, 2) << o;
     EXPECT_EQ(o.err, "ipcctl: unknown verb or argument: frobnicate; see 'ipcctl --help'\n");
@@ -354,6 +363,9 @@ protected:
         dir_ = tmpl;
         ::chmod(dir_.c_str(), 0755);  // other uids must reach the socket
         socket_ = dir_ + "/ipcd.sock";
+        config_ = dir_ + "/ipcd.conf";
+        state_dir_ = dir_ + "/state";
+        write_config("");
         start_daemon();
     }
 
@@ -390,7 +402,10 @@ protected:
             ::dup2(log, 1);
             ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
             ::unsetenv("IPCD_SOCKET");
-            ::execl(IPCD_PATH, IPCD_PATH, "--socket", socket_.c_str(), static_cast<char*>(nullptr));
+            // A private configuration file and state directory: nothing of
+            // the machine's /etc/ipcd or /var/lib/ipcd leaks in or out.
+            ::execl(IPCD_PATH, IPCD_PATH, "--socket", socket_.c_str(), "--config", config_.c_str(), "--state-dir",
+                    state_dir_.c_str(), static_cast<char*>(nullptr));
             ::_exit(121);
         }
         ::close(log);
@@ -467,8 +482,15 @@ protected:
         return ::testing::AssertionFailure() << "permits of " << name << " not given back: " << o;
     }
 
+    void write_config(const std::string& text) {
+        std::ofstream f(config_, std::ios::trunc);
+        f << text;
+    }
+
     std::string dir_;
     std::string socket_;
+    std::string config_;
+    std::string state_dir_;
     pid_t daemon_pid_ = -1;
 };
 
@@ -548,7 +570,7 @@ TEST_F(Ipcctl, ListTableHasAlignedColumnsAndOptions) {
     auto o = ctl({"list"});
     ASSERT_EQ(o.status, 0) << o;
     EXPECT_EQ(o.out.substr(0, o.out.find('\n')),
-              "NAME   PERMITS  AVAILABLE  HOLDERS  WAITERS  OWNER  GROUP  MODE  PERSISTENT  TOKEN");
+              "NAME   PERMITS  AVAILABLE  HOLDERS  WAITERS  OWNER  GROUP  MODE  PERSISTENT  DECLARED  TOKEN");
 
     o = ctl({"list", "-o", "name,permits,available,holders,waiters,mode,persistent,token"});
     ASSERT_EQ(o.status, 0) << o;

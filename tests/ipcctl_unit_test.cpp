@@ -249,7 +249,7 @@ TEST(IpcctlRender, ListTextHonoursColumnsAndHeadings) {
     EXPECT_EQ(list_text({{sample(), false}}, parse_columns("NAME,AVAILABLE,OWNER,MODE"), false, ctx),
               "demo  1  -  -\n");
     const auto empty = list_text({}, list_columns(), true, ctx);
-    EXPECT_EQ(empty, "NAME  PERMITS  AVAILABLE  HOLDERS  WAITERS  OWNER  GROUP  MODE  PERSISTENT  TOKEN\n");
+    EXPECT_EQ(empty, "NAME  PERMITS  AVAILABLE  HOLDERS  WAITERS  OWNER  GROUP  MODE  PERSISTENT  DECLARED  TOKEN\n");
     EXPECT_THROW(parse_columns("NAME,BOGUS"), UsageError);
     EXPECT_THROW(parse_columns(""), UsageError);
     EXPECT_THROW(parse_columns("NAME,"), UsageError);
@@ -282,4 +282,243 @@ TEST(IpcctlRender, StatusJsonAndText) {
     EXPECT_NE(text.find("ipcd (pid 99)"), std::string::npos) << text;
     EXPECT_NE(text.find("Uptime:     1min 40s"), std::string::npos) << text;
     EXPECT_NE(text.find("Waiting:    1 request\n"), std::string::npos) << text;
+}
+
+// --- issue 4: declared, usage, sessions, reload, channels ------------------------
+
+TEST(IpcctlRender, DeclaredShowsInStatListAndJson) {
+    auto s = sample();
+    s.declared = true;
+    const auto ctx = fixed_context();
+    EXPECT_EQ(semaphore_json(s, false, ctx)["declared"], true);
+    EXPECT_EQ(semaphore_json(sample(), false, ctx)["declared"], false);
+    EXPECT_EQ(list_text({{s, true}}, parse_columns("name,declared"), false, ctx), "demo  yes\n");
+    EXPECT_EQ(list_text({{s, false}}, parse_columns("name,declared"), false, ctx), "demo  -\n");
+    EXPECT_TRUE(list_json({{s, false}}, ctx)[0]["declared"].is_null());
+    const auto text = stat_text(s, ctx);
+    EXPECT_NE(text.find("Declared:   yes (in ipcd's configuration file)\n"), std::string::npos) << text;
+}
+
+namespace {
+
+ipc::UsageInfo sample_usage() {
+    ipc::UsageInfo u;
+    u.uid = 1000;
+    u.sessions = {1, 64};
+    u.semaphores = {0, 256};
+    u.waits = {0, 1024};
+    u.handles_per_session = 4096;
+    u.may_create = true;
+    return u;
+}
+
+}  // namespace
+
+TEST(IpcctlRender, UsageTextAndJsonShowUseAgainstLimits) {
+    const auto ctx = fixed_context();
+    EXPECT_EQ(usage_text(sample_usage(), ctx),
+              "Usage of 1000 (uid 1000):\n"
+              "  Sessions:            1/64\n"
+              "  Semaphores:          0/256 owned\n"
+              "  Waits:               0/1024 pending\n"
+              "  Handles per session: 4096\n"
+              "  May create:          yes\n");
+    const auto j = usage_json(sample_usage(), ctx);
+    EXPECT_EQ(j["uid"], 1000);
+    EXPECT_TRUE(j["user"].is_null());
+    EXPECT_EQ(j["sessions"]["used"], 1);
+    EXPECT_EQ(j["sessions"]["limit"], 64);
+    EXPECT_EQ(j["semaphores"]["limit"], 256);
+    EXPECT_EQ(j["waits"]["limit"], 1024);
+    EXPECT_EQ(j["handles_per_session"], 4096);
+    EXPECT_EQ(j["may_create"], true);
+
+    ipc::UsageInfo root;  // limit 0: none
+    root.sessions = {3, 0};
+    const auto rt = usage_text(root, ctx);
+    EXPECT_NE(rt.find("Usage of root (uid 0):\n"), std::string::npos) << rt;
+    EXPECT_NE(rt.find("Sessions:            3 (no limit)\n"), std::string::npos) << rt;
+    EXPECT_NE(rt.find("Handles per session: no limit\n"), std::string::npos) << rt;
+    EXPECT_NE(rt.find("May create:          no\n"), std::string::npos) << rt;
+    const auto rj = usage_json(root, ctx);
+    EXPECT_TRUE(rj["sessions"]["limit"].is_null());
+    EXPECT_TRUE(rj["handles_per_session"].is_null());
+}
+
+TEST(IpcctlRender, StatusCarriesUsageWhenGiven) {
+    ipc::DaemonStatus st{4, 2, 1, 99, system_clock::time_point(seconds(1'700'000'000))};
+    const auto ctx = fixed_context();
+    EXPECT_TRUE(status_json(st, "/s", ctx)["usage"].is_null());
+    EXPECT_EQ(status_json(st, "/s", ctx, sample_usage())["usage"]["sessions"]["limit"], 64);
+    const auto text = status_text(st, "/s", ctx, sample_usage());
+    EXPECT_NE(text.find("Waiting:    1 request\n\nUsage of 1000 (uid 1000):\n"), std::string::npos) << text;
+    EXPECT_EQ(status_text(st, "/s", ctx).find("Usage"), std::string::npos);
+}
+
+TEST(IpcctlRender, SessionsTableEscapesCommandNames) {
+    std::vector<ipc::SessionInfo> list = {
+        {1, 4242, 0, 0, 3, 0, "postgres"},
+        {12, 77, 1000, 1000, 0, 2, "evil\n\x1b[2Jname"},
+        {13, 78, 1000, 1000, 0, 0, ""},
+    };
+    EXPECT_EQ(sessions_text(list, true),
+              "ID   PID   UID  COMMAND              HELD  WAITS\n"
+              " 1  4242     0  postgres                3      0\n"
+              "12    77  1000  evil\\x0a\\x1b[2Jname     0      2\n"
+              "13    78  1000  -                       0      0\n");
+    EXPECT_EQ(sessions_text(list, false).substr(0, 3), " 1 ");
+    const auto j = sessions_json(list, 12, fixed_context());
+    ASSERT_EQ(j.size(), 3u);
+    EXPECT_EQ(j[0]["id"], 1);
+    EXPECT_EQ(j[0]["pid"], 4242);
+    EXPECT_EQ(j[0]["user"], "root");
+    EXPECT_EQ(j[0]["command"], "postgres");
+    EXPECT_EQ(j[0]["permits_held"], 3);
+    EXPECT_EQ(j[0]["self"], false);
+    EXPECT_EQ(j[1]["waits"], 2);
+    EXPECT_EQ(j[1]["self"], true);
+    EXPECT_TRUE(j[1]["user"].is_null());
+}
+
+TEST(IpcctlRender, ReleaseAndReloadSayWhatHappened) {
+    const ipc::SessionInfo who{7, 4242, 1000, 1000, 2, 1, "sleep"};
+    EXPECT_EQ(release_text(7, {2, 1}, &who),
+              "released session 7 (pid 4242, uid 1000, sleep): 2 permits given back, 1 wait cancelled\n");
+    EXPECT_EQ(release_text(7, {1, 0}, nullptr), "released session 7: 1 permit given back, 0 waits cancelled\n");
+    EXPECT_EQ(release_json(7, {2, 1}), nlohmann::ordered_json::parse(
+                                           R"({"session": 7, "permits_released": 2, "waits_cancelled": 1})"));
+    EXPECT_EQ(reload_text(3), "reloaded: 3 declared semaphores\n");
+    EXPECT_EQ(reload_text(1), "reloaded: 1 declared semaphore\n");
+    EXPECT_EQ(reload_json(0)["declared"], 0);
+}
+
+TEST(IpcctlRender, PrintableEscapesControlBytesAndBackslash) {
+    EXPECT_EQ(printable("plain-name_1.x"), "plain-name_1.x");
+    EXPECT_EQ(printable("a\tb\\c"), "a\\x09b\\x5cc");
+    EXPECT_EQ(printable("\xff\x7f"), "\\xff\\x7f");
+}
+
+namespace {
+
+ipc::ChannelEntry valid_entry() {
+    ipc::ChannelEntry e;
+    e.name = "jobs";
+    e.path = "/dev/shm/ipc.jobs";
+    e.has_stat = true;
+    e.owner = 0;
+    e.group = 0;
+    e.mode = 0600;
+    e.size = 8512;
+    ipc::ChannelInfo i;
+    i.kind = ipc::ChannelKind::mpmc;
+    i.version = 1;
+    i.capacity = 64;
+    i.slot_count = 64;
+    i.slot_size = 128;
+    i.slots_offset = 320;
+    i.total_size = 8512;
+    i.head = 10;
+    i.tail = 13;
+    i.depth = 3;
+    i.sleeping_receivers = 1;
+    e.info = i;
+    return e;
+}
+
+ipc::ChannelEntry invalid_entry() {
+    ipc::ChannelEntry e;
+    e.name = "junk";
+    e.path = "/dev/shm/ipc.junk";
+    e.has_stat = true;
+    e.owner = 1000;
+    e.mode = 0644;
+    e.size = 12;
+    e.problem = "truncated: 12 bytes";
+    return e;
+}
+
+}  // namespace
+
+TEST(IpcctlRender, ChannelsTableShowsValidAndInvalidFiles) {
+    const auto ctx = fixed_context();
+    EXPECT_EQ(channels_text({valid_entry(), invalid_entry()}, true, ctx),
+              "NAME  KIND     CAPACITY  DEPTH  SENDERS-SLEEPING  RECEIVERS-SLEEPING  CLOSED  OWNER  MODE  PROBLEM\n"
+              "jobs  mpmc           64      3                 0                   1  no      root   0600\n"
+              "junk  invalid         -      -                 -                   -  -       1000   0644  "
+              "truncated: 12 bytes\n");
+    const auto j = channels_json({valid_entry(), invalid_entry()}, ctx);
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["kind"], "mpmc");
+    EXPECT_TRUE(j[0]["problem"].is_null());
+    EXPECT_EQ(j[0]["depth"], 3);
+    EXPECT_EQ(j[0]["owner_name"], "root");
+    EXPECT_FALSE(j[0].contains("head")) << "the list has no header details";
+    EXPECT_EQ(j[1]["kind"], "invalid");
+    EXPECT_EQ(j[1]["problem"], "truncated: 12 bytes");
+    EXPECT_TRUE(j[1]["capacity"].is_null());
+    EXPECT_EQ(j[1]["mode"], "0644");
+}
+
+TEST(IpcctlRender, ChannelStatShowsHeaderAndCounters) {
+    const auto ctx = fixed_context();
+    const auto text = channel_stat_text(valid_entry(), ctx);
+    EXPECT_NE(text.find("Kind:        mpmc\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Capacity:    64 messages (64 slots of 128 bytes at offset 320)\n"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("Depth:       3 buffered (head 10, tail 13)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("Sleeping:    0 senders, 1 receivers\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Problem:"), std::string::npos) << text;
+    const auto j = channel_json(valid_entry(), true, ctx);
+    EXPECT_EQ(j["head"], 10);
+    EXPECT_EQ(j["tail"], 13);
+    EXPECT_EQ(j["total_size"], 8512);
+    const auto bad = channel_stat_text(invalid_entry(), ctx);
+    EXPECT_NE(bad.find("Kind:    invalid\nProblem: truncated: 12 bytes\n"), std::string::npos) << bad;
+    EXPECT_TRUE(channel_json(invalid_entry(), true, ctx)["head"].is_null());
+}
+
+TEST(IpcctlErrors, AdminAnswersSayWhatToDo) {
+    const std::string unknown = message_for(Result::unknown_op, {"/s", {}, "sessions"});
+    EXPECT_NE(unknown.find("does not know the 'sessions' request"), std::string::npos) << unknown;
+    EXPECT_NE(unknown.find("upgrade ipcd"), std::string::npos) << unknown;
+
+    ErrorContext rel{"/s", {}, "release-session", "7"};
+    EXPECT_EQ(message_for(Result::not_found, rel), "no session 7: see 'ipcctl sessions' for the sessions there are");
+    EXPECT_EQ(message_for(Result::permission_denied, rel),
+              "permission denied: only root may release a session; run it as root (sudo ipcctl release-session 7)");
+    EXPECT_EQ(exit_code_for(Result::not_found), exit_not_found);
+
+    const std::string bad = message_for(Result::bad_config, {"/s", {}, "reload"});
+    EXPECT_NE(bad.find("journalctl -u ipcd"), std::string::npos) << bad;
+    EXPECT_NE(bad.find("kept its running configuration"), std::string::npos) << bad;
+    EXPECT_EQ(exit_code_for(Result::bad_config), exit_failure);
+    EXPECT_NE(message_for(Result::permission_denied, {"/s", {}, "reload"}).find("only root may reload"),
+              std::string::npos);
+
+    EXPECT_EQ(message_for(Result::declared, {"/s", "db", "delete"}),
+              "semaphore db is declared in ipcd's configuration; remove it from /etc/ipcd/ipcd.conf and run "
+              "'ipcctl reload'");
+    EXPECT_NE(message_for(Result::permission_denied, {"/s", {}, "status", {}, "alice"}).find("(alice)"),
+              std::string::npos);
+    for (auto r : {Result::bad_config, Result::declared}) {
+        const auto m = message_for(r, {"/s", "db", "delete"});
+        EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+}
+
+TEST(IpcctlParse, ChannelNamesSessionIdsAndUsers) {
+    EXPECT_EQ(parse_channel_name("jobs.in-1_x"), "jobs.in-1_x");
+    EXPECT_EQ(parse_channel_name(std::string(200, 'c')), std::string(200, 'c'));
+    for (const std::string& bad : {std::string(""), std::string(".x"), std::string("a/b"), std::string(201, 'c'),
+                                  std::string("a b")})
+        EXPECT_THROW(parse_channel_name(bad), UsageError) << "'" << bad << "'";
+    EXPECT_EQ(parse_session_id("7"), 7u);
+    for (const char* bad : {"0", "-1", "7x", "", "4294967296"})
+        EXPECT_THROW(parse_session_id(bad), UsageError) << "'" << bad << "'";
+    EXPECT_EQ(parse_user("0"), 0u);
+    EXPECT_EQ(parse_user("root"), 0u);
+    EXPECT_EQ(parse_user("1234567"), 1234567u);
+    EXPECT_THROW(parse_user("no-such-user-ipcctl-test"), UsageError);
+    EXPECT_THROW(parse_user("4294967295"), UsageError);
+    EXPECT_THROW(parse_user(""), UsageError);
 }

@@ -1,6 +1,8 @@
 // tools/errors.cpp - ipcctl's exit codes and error messages (errors.hpp).
 #include "errors.hpp"
 
+#include <optional>
+
 #include "ipc/semaphore.hpp"
 
 namespace ipcctl {
@@ -52,10 +54,58 @@ Exit exit_code_for(const std::error_code& ec) noexcept {
     return exit_failure;
 }
 
+namespace {
+
+// Answers about the administrative verbs, which are not about a semaphore;
+// nullopt to fall through to the general messages.
+std::optional<std::string> admin_message(Result r, const ErrorContext& ctx) {
+    const std::string sock(ctx.socket);
+    const std::string action(ctx.action);
+    if (r == Result::unknown_op)
+        return "ipcd at " + sock + " does not know the '" + action +
+               "' request: it is older than this ipcctl; upgrade ipcd, or use the ipcctl built with it";
+    if (action == "release-session") {
+        const std::string id(ctx.session);
+        switch (r) {
+            case Result::not_found: return "no session " + id + ": see 'ipcctl sessions' for the sessions there are";
+            case Result::permission_denied:
+                return "permission denied: only root may release a session; run it as root "
+                       "(sudo ipcctl release-session " + id + ")";
+            case Result::invalid_argument:
+                return "cannot release session " + id + ": it is the session this ipcctl is using";
+            default: return std::nullopt;
+        }
+    }
+    if (action == "reload") {
+        switch (r) {
+            case Result::permission_denied:
+                return "permission denied: only root may reload ipcd's configuration; run it as root "
+                       "(sudo ipcctl reload)";
+            case Result::bad_config:
+                return "ipcd at " + sock + " kept its running configuration: the configuration file is invalid; "
+                       "check ipcd's log for where and why (e.g. journalctl -u ipcd), fix the file and reload again";
+            default: return std::nullopt;
+        }
+    }
+    if (action == "status" && r == Result::permission_denied)
+        return "permission denied: only root may see the usage of another user" +
+               (ctx.user.empty() ? std::string() : " (" + std::string(ctx.user) + ")") +
+               "; run it as root, or leave out --user";
+    if (action == "sessions" && r == Result::permission_denied)
+        return "permission denied: ipcd does not let you list its sessions; run it as root";
+    if (r == Result::declared)
+        return sem_label(ctx) + " is declared in ipcd's configuration; remove it from /etc/ipcd/ipcd.conf and "
+               "run 'ipcctl reload'";
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::string message_for(const std::error_code& ec, const ErrorContext& ctx) {
     const std::string sock(ctx.socket);
     const std::string sem = sem_label(ctx);
     if (is_daemon(ec)) {
+        if (auto m = admin_message(result_of(ec), ctx)) return *m;
         switch (result_of(ec)) {
             case Result::not_found:
                 return "no " + sem + ": see 'ipcctl list' for the semaphores there are";

@@ -6,10 +6,13 @@
 //
 //   code  meaning
 //   0     success (acquire: the command's own exit status instead)
-//   1     failure not listed below (a daemon limit, a refused request, ...)
+//   1     failure not listed below (a daemon limit, a refused request, an
+//         invalid configuration on reload, a file that is not a channel, ...)
 //   2     usage: unknown verb or option, malformed number, invalid name
-//   3     not found: no semaphore of that name (or deleted while waiting)
-//   4     permission denied (the semaphore's owner/mode, or the socket's)
+//   3     not found: no semaphore, session or channel of that name (or the
+//         semaphore was deleted while waiting)
+//   4     permission denied (the semaphore's owner/mode, the socket's, root
+//         only verbs, a channel's file mode)
 //   5     timed out / would block: acquire got no permits in time
 //         (acquire --conflict-exit-code changes it)
 //   6     no daemon: cannot connect, the daemon went away or is stopping
@@ -41,9 +44,12 @@ enum Exit : int {
 
 // What the failed call was about, for the message.
 struct ErrorContext {
-    std::string_view socket;     // the daemon socket path
-    std::string_view semaphore;  // the semaphore's name, or empty
-    std::string_view action;     // "create", "delete", "acquire", "stat", "list", "status"
+    std::string_view socket = {};     // the daemon socket path
+    std::string_view semaphore = {};  // the semaphore's name, or empty
+    std::string_view action = {};     // the verb: "create", "delete", "acquire", "stat", "list", "status",
+                                 // "sessions", "release-session", "reload"
+    std::string_view session = {};    // release-session: the session id
+    std::string_view user = {};       // status --user: the user asked about
 };
 
 // The exit code for an error from the client library (daemon answers in

@@ -2,11 +2,13 @@
 //
 //   ipcctl [--socket PATH] [--json] VERB [ARGS...]
 //
-// Verbs: status, list, stat, create, delete, acquire (docs/ipcctl.md and the
-// man page ipcctl(1) describe each). Every verb gathers plain data through the
-// client API (ipc/semaphore.hpp) and hands it to render.hpp, which draws a
-// human table or JSON; errors go to stderr, one line each, and map to the exit
-// codes of errors.hpp.
+// Verbs: status, list, stat, create, delete, acquire, sessions,
+// release-session, reload (the daemon), and channels, channel stat, channel
+// rm (named channels in /dev/shm, no daemon needed). docs/ipcctl.md and the
+// man page ipcctl(1) describe each. Every verb gathers plain data through the
+// client API (ipc/semaphore.hpp, ipc/inspect.hpp) and hands it to render.hpp,
+// which draws a human table or JSON; errors go to stderr, one line each, and
+// map to the exit codes of errors.hpp.
 //
 // `acquire` works like flock(1): it takes the permits, then runs COMMAND with
 // the session socket inherited (FD_CLOEXEC cleared), so the permits stay held
@@ -32,6 +34,7 @@
 #include <CLI/CLI.hpp>
 
 #include "errors.hpp"
+#include "ipc/inspect.hpp"
 #include "ipc/semaphore.hpp"
 #include "parse.hpp"
 #include "render.hpp"
@@ -52,6 +55,15 @@ struct Global {
 struct ListArgs {
     bool noheadings = false;
     std::string output;
+};
+
+struct StatusArgs {
+    std::optional<std::string> user;  // --user NAME|UID
+};
+
+struct ChannelArgs {
+    std::string name;
+    bool force = false;  // channel rm
 };
 
 struct CreateArgs {
@@ -82,7 +94,11 @@ struct AcquireArgs {
 
 void print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-void print_json(const nlohmann::ordered_json& j) { print(j.dump(2) + "\n"); }
+// Strings from outside (command names, file names) need not be UTF-8: such
+// bytes come out as U+FFFD rather than failing the dump.
+void print_json(const nlohmann::ordered_json& j) {
+    print(j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
+}
 
 int fail(const std::string& message, int code) {
     std::fprintf(stderr, "ipcctl: %s\n", message.c_str());
@@ -99,19 +115,148 @@ std::string permits_word(std::uint32_t n) { return std::to_string(n) + (n == 1 ?
 
 // --- status, list, stat --------------------------------------------------------
 
-int cmd_status(const Global& g) {
+int cmd_status(const Global& g, const StatusArgs& a) {
+    std::optional<uid_t> uid;
+    if (a.user) uid = parse_user(*a.user);
     const std::string sock = socket_path(g);
     try {
         auto session = ipc::Session::connect(sock);
         const ipc::DaemonStatus st = session->status();
+        std::optional<ipc::UsageInfo> usage;
+        try {
+            usage = session->usage(uid);
+        } catch (const std::system_error& e) {
+            // A daemon older than Op::usage: show what it does tell, unless
+            // the usage was what was asked for.
+            if (uid || e.code() != ipc::proto::Result::unknown_op) throw;
+        }
         const Context ctx = Context::system();
         if (g.json)
-            print_json(status_json(st, sock, ctx));
+            print_json(status_json(st, sock, ctx, usage));
         else
-            print(status_text(st, sock, ctx));
+            print(status_text(st, sock, ctx, usage));
         return exit_ok;
     } catch (const std::system_error& e) {
-        return fail(e.code(), {sock, {}, "status"});
+        return fail(e.code(), {sock, {}, "status", {}, a.user.value_or("")});
+    }
+}
+
+// --- sessions, release-session, reload -------------------------------------------
+
+int cmd_sessions(const Global& g, bool noheadings) {
+    const std::string sock = socket_path(g);
+    try {
+        auto session = ipc::Session::connect(sock);
+        const auto list = session->sessions();
+        if (g.json)
+            print_json(sessions_json(list, session->id(), Context::system()));
+        else
+            print(sessions_text(list, !noheadings));
+        return exit_ok;
+    } catch (const std::system_error& e) {
+        return fail(e.code(), {sock, {}, "sessions"});
+    }
+}
+
+int cmd_release_session(const Global& g, const std::string& id_arg) {
+    const std::uint32_t id = parse_session_id(id_arg);
+    const std::string sock = socket_path(g);
+    const std::string id_text = std::to_string(id);
+    try {
+        auto session = ipc::Session::connect(sock);
+        // Who it was, for the report; the release itself decides whether
+        // there is such a session.
+        std::optional<ipc::SessionInfo> who;
+        try {
+            for (auto& s : session->sessions())
+                if (s.id == id) who = std::move(s);
+        } catch (const std::system_error&) {
+        }
+        const ipc::ReleaseResult r = session->release_session(id);
+        if (g.json)
+            print_json(release_json(id, r));
+        else
+            print(release_text(id, r, who ? &*who : nullptr));
+        return exit_ok;
+    } catch (const std::system_error& e) {
+        return fail(e.code(), {sock, {}, "release-session", id_text});
+    }
+}
+
+int cmd_reload(const Global& g) {
+    const std::string sock = socket_path(g);
+    try {
+        auto session = ipc::Session::connect(sock);
+        const std::uint32_t declared = session->reload();
+        if (g.json)
+            print_json(reload_json(declared));
+        else
+            print(reload_text(declared));
+        return exit_ok;
+    } catch (const std::system_error& e) {
+        return fail(e.code(), {sock, {}, "reload"});
+    }
+}
+
+// --- channels ------------------------------------------------------------------------
+
+int cmd_channels(const Global& g, bool noheadings) {
+    std::vector<ipc::ChannelEntry> list;
+    try {
+        list = ipc::list_named_channels();
+    } catch (const std::system_error& e) {
+        return fail(std::string("cannot list channels: ") + e.what(), exit_code_for(e.code()));
+    }
+    const Context ctx = Context::system();
+    if (g.json)
+        print_json(channels_json(list, ctx));
+    else
+        print(channels_text(list, !noheadings, ctx));
+    return exit_ok;
+}
+
+int cmd_channel_stat(const Global& g, const ChannelArgs& a) {
+    const std::string name = parse_channel_name(a.name);
+    const std::string path = ipc::Channel::shm_path(name);
+    ipc::ChannelEntry e;
+    try {
+        e = ipc::inspect_named_channel(name);
+    } catch (const std::system_error& ex) {
+        if (ex.code() == std::errc::no_such_file_or_directory)
+            return fail("no channel " + name + " (" + path + "): see 'ipcctl channels' for the channels there are",
+                        exit_not_found);
+        return fail("channel " + name + ": " + ex.what(), exit_failure);
+    }
+    if (e.error == std::errc::permission_denied || e.error == std::errc::operation_not_permitted)
+        return fail("permission denied reading channel " + name + " (" + path +
+                        "): its mode does not let you read it; run as its owner or root",
+                    exit_permission);
+    const Context ctx = Context::system();
+    if (g.json)
+        print_json(channel_json(e, true, ctx));
+    else
+        print(channel_stat_text(e, ctx));
+    if (!e.valid())
+        return fail(path + " is not a usable channel: " + e.problem + "; if nothing uses it, remove it with "
+                        "'ipcctl channel rm " + name + "'",
+                    exit_failure);
+    return exit_ok;
+}
+
+int cmd_channel_rm(const ChannelArgs& a) {
+    const std::string name = parse_channel_name(a.name);
+    const std::string path = ipc::Channel::shm_path(name);
+    try {
+        if (!ipc::Channel::remove(name) && !a.force)
+            return fail("no channel " + name + " (" + path + "): see 'ipcctl channels' for the channels there are",
+                        exit_not_found);
+        return exit_ok;
+    } catch (const std::system_error& e) {
+        if (e.code() == std::errc::permission_denied || e.code() == std::errc::operation_not_permitted)
+            return fail("permission denied removing channel " + name + " (" + path +
+                            "): only its owner or root may remove it",
+                        exit_permission);
+        return fail("cannot remove channel " + name + " (" + path + "): " + e.code().message(), exit_failure);
     }
 }
 
@@ -395,8 +540,8 @@ constexpr const char* exit_codes_footer =
     "  0      success (acquire: the command's exit status)\n"
     "  1      failure not listed below\n"
     "  2      usage error (bad option, number or name)\n"
-    "  3      no such semaphore\n"
-    "  4      permission denied\n"
+    "  3      no such semaphore, session or channel\n"
+    "  4      permission denied (or root only)\n"
     "  5      timed out, or no permits available now (acquire)\n"
     "  6      no daemon at the socket, or it went away\n"
     "  7      a semaphore of that name exists (create)\n"
@@ -410,15 +555,26 @@ std::string version_string() {
     return std::string("ipcctl ") + IPCCTL_VERSION + " (ipcd protocol " + std::to_string(ipc::proto::version) + ")";
 }
 
-// The help hint for a usage error: the verb's help if one was given.
+// The help hint for a usage error: the (innermost) verb's help if one was
+// given ("see 'ipcctl channel rm --help'").
 std::string help_hint(const CLI::App& app) {
-    for (const CLI::App* sub : app.get_subcommands())
-        return "see 'ipcctl " + sub->get_name() + " --help'";
-    return "see 'ipcctl --help'";
+    std::string verbs;
+    for (const CLI::App* at = &app;;) {
+        const auto subs = at->get_subcommands();
+        if (subs.empty()) break;
+        at = subs.front();
+        verbs += " " + at->get_name();
+    }
+    return "see 'ipcctl" + verbs + " --help'";
 }
 
 int run(int argc, char** argv) {
     Global g;
+    StatusArgs status_args;
+    ChannelArgs channel_args;
+    bool sessions_noheadings = false;
+    bool channels_noheadings = false;
+    std::string release_id;
     ListArgs list_args;
     CreateArgs create_args;
     DeleteArgs delete_args;
@@ -436,8 +592,15 @@ int run(int argc, char** argv) {
         ->type_name("PATH");
     app.add_flag("-j,--json", g.json, "Print JSON instead of tables");
 
-    auto* status = app.add_subcommand("status", "Show the daemon's pid, socket, uptime, sessions and waits");
-    status->footer(std::string("Sessions include the one ipcctl opens to ask.\n\n") + exit_codes_footer);
+    auto* status = app.add_subcommand("status", "Show the daemon's pid, socket, uptime, sessions and waits, "
+                                                "and your usage of its per-user limits");
+    auto* status_user = status->add_option("-u,--user", status_args.user,
+                                           "Show the usage of this user (name or uid) instead of yours; "
+                                           "another user's needs root")
+                            ->type_name("USER");
+    status->footer(std::string("Sessions include the one ipcctl opens to ask. A limit shown as \"no limit\"\n"
+                               "does not apply (root is exempt).\n\n") +
+                   exit_codes_footer);
 
     auto* list = app.add_subcommand("list", "List the semaphores");
     list->add_flag("-n,--noheadings", list_args.noheadings, "Do not print the header line");
@@ -483,7 +646,52 @@ int run(int argc, char** argv) {
     acquire->add_flag("--no-inherit", acquire_args.no_inherit,
                       "Do not pass the session to the command: the permits are released when ipcctl exits");
     acquire->add_flag("-v,--verbose", acquire_args.verbose, "Report on stderr when the permits are acquired");
-    for (auto* verb : {status, list, stat, create, del, acquire}) verb->group("Verbs");
+
+    auto* sessions = app.add_subcommand("sessions", "List the daemon's sessions: who is connected, what they hold");
+    sessions->add_flag("-n,--noheadings", sessions_noheadings, "Do not print the header line");
+    sessions->footer(std::string("Columns: ID (session id), PID and UID of the process that connected, COMMAND\n"
+                                 "(its name when it connected), HELD (permits held, all semaphores), WAITS\n"
+                                 "(acquires pending). The list includes ipcctl's own session.\n\n") +
+                     exit_codes_footer);
+
+    auto* release = app.add_subcommand("release-session",
+                                       "End a session as if its client had died (root): its permits go back");
+    release->add_option("ID", release_id, "The session id (see 'ipcctl sessions')")->required()->type_name("");
+    release->footer(std::string("Gives back every permit the session holds, cancels its waits and closes its\n"
+                                "socket; its client sees the connection reset. Only root may do it.\n\n") +
+                    exit_codes_footer);
+
+    auto* reload = app.add_subcommand("reload", "Make ipcd re-read its configuration file (root), as SIGHUP does");
+    reload->footer(std::string("Prints how many semaphores the configuration declares. If the file is invalid,\n"
+                               "ipcd keeps its running configuration and its log says where and why\n"
+                               "(journalctl -u ipcd); ipcctl then exits 1.\n\n") +
+                   exit_codes_footer);
+
+    auto* channels = app.add_subcommand("channels", "List the named channels in /dev/shm (no daemon needed)");
+    channels->add_flag("-n,--noheadings", channels_noheadings, "Do not print the header line");
+    channels->footer(std::string("Columns: NAME, KIND (spsc, mpmc, or invalid), CAPACITY, DEPTH (messages\n"
+                                 "buffered), SENDERS-SLEEPING and RECEIVERS-SLEEPING (blocked in the kernel),\n"
+                                 "CLOSED, OWNER and MODE of the file, and PROBLEM: why a file named\n"
+                                 "/dev/shm/ipc.* is not a usable channel. Files are only read, never mapped.\n\n") +
+                     exit_codes_footer);
+
+    auto* channel = app.add_subcommand("channel", "Inspect or remove one named channel: channel stat|rm NAME");
+    channel->fallthrough();
+    auto* channel_stat = channel->add_subcommand("stat", "Show a channel's header and counters");
+    channel_stat->add_option("NAME", channel_args.name, "The channel (/dev/shm/ipc.NAME)")->required()->type_name("");
+    channel_stat->fallthrough();
+    channel_stat->footer(std::string("A file that is not a usable channel is shown with its problem, and ipcctl\n"
+                                     "exits 1.\n\n") +
+                         exit_codes_footer);
+    auto* channel_rm = channel->add_subcommand("rm", "Remove a channel's name (open handles keep working)");
+    channel_rm->add_option("NAME", channel_args.name, "The channel (/dev/shm/ipc.NAME)")->required()->type_name("");
+    channel_rm->add_flag("-f,--force", channel_args.force, "Succeed if there is no such channel");
+    channel_rm->fallthrough();
+    channel_rm->footer(exit_codes_footer);
+    channel->footer(exit_codes_footer);
+
+    for (auto* verb : {status, list, stat, create, del, acquire, sessions, release, reload, channels, channel})
+        verb->group("Verbs");
     acquire->footer(
         "The command runs with the session inherited, like flock(1): the permits stay held until the command\n"
         "and anything it started that keeps the descriptor have exited, even if ipcctl is killed.\n"
@@ -507,7 +715,19 @@ int run(int argc, char** argv) {
     }
 
     try {
-        if (status->parsed()) return cmd_status(g);
+        if (status->parsed()) {
+            if (status_user->count() == 0) status_args.user.reset();
+            return cmd_status(g, status_args);
+        }
+        if (sessions->parsed()) return cmd_sessions(g, sessions_noheadings);
+        if (release->parsed()) return cmd_release_session(g, release_id);
+        if (reload->parsed()) return cmd_reload(g);
+        if (channels->parsed()) return cmd_channels(g, channels_noheadings);
+        if (channel_stat->parsed()) return cmd_channel_stat(g, channel_args);
+        if (channel_rm->parsed()) return cmd_channel_rm(channel_args);
+        if (channel->parsed())
+            return fail("channel needs a verb: 'channel stat NAME' or 'channel rm NAME'; see 'ipcctl channel --help'",
+                        exit_usage);
         if (list->parsed()) return cmd_list(g, list_args);
         if (stat->parsed()) return cmd_stat(g, stat_name);
         if (create->parsed()) return cmd_create(g, create_args);
@@ -516,7 +736,9 @@ int run(int argc, char** argv) {
     } catch (const UsageError& e) {
         return fail(std::string(e.what()) + "; " + help_hint(app), exit_usage);
     }
-    return fail("a verb is required: status, list, stat, create, delete or acquire; see 'ipcctl --help'", exit_usage);
+    return fail("a verb is required: status, list, stat, create, delete, acquire, sessions, release-session, reload, "
+                "channels or channel; see 'ipcctl --help'",
+                exit_usage);
 }
 
 }  // namespace

@@ -1,8 +1,14 @@
 // tools/parse.cpp - strict parsing of ipcctl's option values (parse.hpp).
 #include "parse.hpp"
 
-#include <limits>
+#include <pwd.h>
+#include <unistd.h>
 
+#include <limits>
+#include <system_error>
+#include <vector>
+
+#include "ipc/channel.hpp"
 #include "ipc/protocol.hpp"
 
 namespace ipcctl {
@@ -84,6 +90,38 @@ std::string parse_name(std::string_view text) {
         throw UsageError("invalid semaphore name " + quoted(text) + ": use 1-" + std::to_string(ipc::proto::name_max) +
                          " characters of A-Z a-z 0-9 . _ - not starting with '.'");
     return std::string(text);
+}
+
+std::string parse_channel_name(std::string_view text) {
+    try {
+        (void)ipc::Channel::shm_path(text);  // checks the name rules
+    } catch (const std::system_error&) {
+        throw UsageError("invalid channel name " + quoted(text) +
+                         ": use 1-200 characters of A-Z a-z 0-9 . _ - not starting with '.'");
+    }
+    return std::string(text);
+}
+
+std::uint32_t parse_session_id(std::string_view text) {
+    return static_cast<std::uint32_t>(
+        parse_uint(text, "session ID", 1, std::numeric_limits<std::uint32_t>::max()));
+}
+
+uid_t parse_user(std::string_view text) {
+    if (!text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos)
+        return static_cast<uid_t>(
+            parse_uint(text, "--user", 0, std::numeric_limits<std::uint32_t>::max() - 1));  // -1 is no uid
+    const std::string name(text);
+    const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    int rc;
+    while ((rc = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out)) == ERANGE && buf.size() < (1u << 20))
+        buf.resize(buf.size() * 2);
+    if (text.empty() || rc != 0 || out == nullptr)
+        throw UsageError("unknown user " + quoted(text) + " in --user: give a user name or a numeric uid");
+    return out->pw_uid;
 }
 
 }  // namespace ipcctl

@@ -42,4 +42,15 @@ std::chrono::nanoseconds parse_timeout(std::string_view text);
 // Returns `text` unchanged or throws.
 std::string parse_name(std::string_view text);
 
+// A channel name (ipc/channel.hpp): 1-200 bytes of [A-Za-z0-9._-], not
+// starting with '.'. Returns `text` unchanged or throws.
+std::string parse_channel_name(std::string_view text);
+
+// A session id (release-session): 1 .. 4294967295.
+std::uint32_t parse_session_id(std::string_view text);
+
+// --user: a user name from the passwd database, or a numeric uid (digits
+// only, below 4294967295). Throws UsageError for an unknown name.
+uid_t parse_user(std::string_view text);
+
 }  // namespace ipcctl

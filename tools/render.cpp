@@ -113,6 +113,9 @@ const std::map<std::string, ListColumn>& list_column_table() {
         {"PERSISTENT",
          {{"PERSISTENT"},
           [](const ipc::SemaphoreInfo& s, const Context&) { return std::string(s.persistent ? "yes" : "no"); }}},
+        {"DECLARED",
+         {{"DECLARED"},
+          [](const ipc::SemaphoreInfo& s, const Context&) { return std::string(s.declared ? "yes" : "no"); }}},
         {"TOKEN",
          {{"TOKEN", true}, [](const ipc::SemaphoreInfo& s, const Context&) { return std::to_string(s.last_token); }}},
     };
@@ -206,6 +209,22 @@ std::string octal_mode(mode_t mode) {
     return buf;
 }
 
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += ch;
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
 std::string symbolic_mode(mode_t mode) {
     std::string s(9, '-');
     const char letters[] = "rwx";
@@ -216,7 +235,57 @@ std::string symbolic_mode(mode_t mode) {
 
 // --- status ------------------------------------------------------------------
 
-nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
+namespace {
+
+nlohmann::ordered_json count_json(const ipc::UsageInfo::Count& c) {
+    return {{"used", c.used}, {"limit", c.limit == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.limit)}};
+}
+
+// "1/64", "0/256 owned", or "1 (no limit)", "0 owned (no limit)".
+std::string count_text(const ipc::UsageInfo::Count& c, std::string_view what = {}) {
+    std::string out = std::to_string(c.used);
+    if (c.limit != 0) out += "/" + std::to_string(c.limit);
+    if (!what.empty()) out += " " + std::string(what);
+    if (c.limit == 0) out += " (no limit)";
+    return out;
+}
+
+}  // namespace
+
+nlohmann::ordered_json usage_json(const ipc::UsageInfo& u, const Context& ctx) {
+    return {
+        {"uid", u.uid},
+        {"user", name_or_null(ctx.user_name ? ctx.user_name(u.uid) : std::nullopt)},
+        {"sessions", count_json(u.sessions)},
+        {"semaphores", count_json(u.semaphores)},
+        {"waits", count_json(u.waits)},
+        {"handles_per_session", u.handles_per_session == 0 ? nlohmann::ordered_json(nullptr)
+                                                           : nlohmann::ordered_json(u.handles_per_session)},
+        {"may_create", u.may_create},
+    };
+}
+
+std::string usage_text(const ipc::UsageInfo& u, const Context& ctx) {
+    std::string body = key_values({
+        {"Sessions:", count_text(u.sessions)},
+        {"Semaphores:", count_text(u.semaphores, "owned")},
+        {"Waits:", count_text(u.waits, "pending")},
+        {"Handles per session:",
+         u.handles_per_session == 0 ? std::string("no limit") : std::to_string(u.handles_per_session)},
+        {"May create:", u.may_create ? "yes" : "no"},
+    });
+    std::string out = "Usage of " + user_or_id(ctx, u.uid) + " (uid " + std::to_string(u.uid) + "):\n";
+    std::size_t start = 0;
+    while (start < body.size()) {
+        const auto nl = body.find('\n', start);
+        out += "  " + body.substr(start, nl + 1 - start);
+        start = nl + 1;
+    }
+    return out;
+}
+
+nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx,
+                                   const std::optional<ipc::UsageInfo>& usage) {
     const auto up = duration_cast<seconds>(ctx.now - st.started).count();
     return {
         {"pid", st.pid},
@@ -226,11 +295,13 @@ nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view
         {"sessions", st.sessions},
         {"semaphores", st.semaphores},
         {"waiting", st.waiting},
+        {"usage", usage ? usage_json(*usage, ctx) : nlohmann::ordered_json(nullptr)},
     };
 }
 
-std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx) {
-    return key_values({
+std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx,
+                        const std::optional<ipc::UsageInfo>& usage) {
+    std::string out = key_values({
         {"Daemon:", "ipcd (pid " + std::to_string(st.pid) + ")"},
         {"Socket:", std::string(socket)},
         {"Started:", iso8601(st.started)},
@@ -239,13 +310,179 @@ std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, co
         {"Semaphores:", std::to_string(st.semaphores)},
         {"Waiting:", std::to_string(st.waiting) + " request" + (st.waiting == 1 ? "" : "s")},
     });
+    if (usage) out += "\n" + usage_text(*usage, ctx);
+    return out;
+}
+
+// --- sessions, release-session, reload ----------------------------------------
+
+nlohmann::ordered_json sessions_json(const std::vector<ipc::SessionInfo>& list, std::uint32_t self,
+                                     const Context& ctx) {
+    auto j = nlohmann::ordered_json::array();
+    for (const auto& s : list) {
+        j.push_back({
+            {"id", s.id},
+            {"pid", s.pid},
+            {"uid", s.uid},
+            {"user", name_or_null(ctx.user_name ? ctx.user_name(s.uid) : std::nullopt)},
+            {"gid", s.gid},
+            {"group", name_or_null(ctx.group_name ? ctx.group_name(s.gid) : std::nullopt)},
+            {"command", s.comm},
+            {"permits_held", s.permits_held},
+            {"waits", s.waits},
+            {"self", s.id == self},
+        });
+    }
+    return j;
+}
+
+std::string sessions_text(const std::vector<ipc::SessionInfo>& list, bool headings) {
+    Table t({{"ID", true}, {"PID", true}, {"UID", true}, {"COMMAND"}, {"HELD", true}, {"WAITS", true}});
+    for (const auto& s : list)
+        t.add_row({std::to_string(s.id), std::to_string(s.pid), std::to_string(s.uid),
+                   s.comm.empty() ? std::string("-") : printable(s.comm), std::to_string(s.permits_held),
+                   std::to_string(s.waits)});
+    return t.render(headings);
+}
+
+nlohmann::ordered_json release_json(std::uint32_t id, const ipc::ReleaseResult& r) {
+    return {{"session", id}, {"permits_released", r.permits_released}, {"waits_cancelled", r.waits_cancelled}};
+}
+
+std::string release_text(std::uint32_t id, const ipc::ReleaseResult& r, const ipc::SessionInfo* who) {
+    std::string out = "released session " + std::to_string(id);
+    if (who != nullptr)
+        out += " (pid " + std::to_string(who->pid) + ", uid " + std::to_string(who->uid) +
+               (who->comm.empty() ? std::string() : ", " + printable(who->comm)) + ")";
+    out += ": " + std::to_string(r.permits_released) + (r.permits_released == 1 ? " permit" : " permits") +
+           " given back, " + std::to_string(r.waits_cancelled) + (r.waits_cancelled == 1 ? " wait" : " waits") +
+           " cancelled\n";
+    return out;
+}
+
+nlohmann::ordered_json reload_json(std::uint32_t declared) { return {{"declared", declared}}; }
+
+std::string reload_text(std::uint32_t declared) {
+    return "reloaded: " + std::to_string(declared) + " declared semaphore" + (declared == 1 ? "" : "s") + "\n";
+}
+
+// --- channels --------------------------------------------------------------------
+
+std::string channel_kind(const ipc::ChannelEntry& e) {
+    if (!e.info) return "invalid";
+    return e.info->kind == ipc::ChannelKind::mpmc ? "mpmc" : "spsc";
+}
+
+nlohmann::ordered_json channel_json(const ipc::ChannelEntry& e, bool details, const Context& ctx) {
+    using J = nlohmann::ordered_json;
+    const J null(nullptr);
+    const auto* i = e.info ? &*e.info : nullptr;
+    J j = {
+        {"name", e.name},
+        {"path", e.path},
+        {"kind", channel_kind(e)},
+        {"problem", e.problem.empty() ? null : J(e.problem)},
+        {"owner", e.has_stat ? J(e.owner) : null},
+        {"owner_name", e.has_stat ? name_or_null(ctx.user_name ? ctx.user_name(e.owner) : std::nullopt) : null},
+        {"group", e.has_stat ? J(e.group) : null},
+        {"group_name", e.has_stat ? name_or_null(ctx.group_name ? ctx.group_name(e.group) : std::nullopt) : null},
+        {"mode", e.has_stat ? J(octal_mode(e.mode)) : null},
+        {"size", e.has_stat ? J(e.size) : null},
+        {"capacity", i ? J(i->capacity) : null},
+        {"depth", i ? J(i->depth) : null},
+        {"sleeping_senders", i ? J(i->sleeping_senders) : null},
+        {"sleeping_receivers", i ? J(i->sleeping_receivers) : null},
+        {"closed", i ? J(i->closed) : null},
+    };
+    if (details) {
+        j["version"] = i ? J(i->version) : null;
+        j["slot_count"] = i ? J(i->slot_count) : null;
+        j["slot_size"] = i ? J(i->slot_size) : null;
+        j["slots_offset"] = i ? J(i->slots_offset) : null;
+        j["total_size"] = i ? J(i->total_size) : null;
+        j["creator_pid"] = i ? J(i->creator_pid) : null;
+        j["creator_uid"] = i ? J(i->creator_uid) : null;
+        j["head"] = i ? J(i->head) : null;
+        j["tail"] = i ? J(i->tail) : null;
+        j["not_empty_seq"] = i ? J(i->not_empty_seq) : null;
+        j["not_full_seq"] = i ? J(i->not_full_seq) : null;
+    }
+    return j;
+}
+
+nlohmann::ordered_json channels_json(const std::vector<ipc::ChannelEntry>& list, const Context& ctx) {
+    auto j = nlohmann::ordered_json::array();
+    for (const auto& e : list) j.push_back(channel_json(e, false, ctx));
+    return j;
+}
+
+std::string channels_text(const std::vector<ipc::ChannelEntry>& list, bool headings, const Context& ctx) {
+    Table t({{"NAME"},
+             {"KIND"},
+             {"CAPACITY", true},
+             {"DEPTH", true},
+             {"SENDERS-SLEEPING", true},
+             {"RECEIVERS-SLEEPING", true},
+             {"CLOSED"},
+             {"OWNER"},
+             {"MODE"},
+             {"PROBLEM"}});
+    for (const auto& e : list) {
+        const std::string dash = "-";
+        const auto* i = e.info ? &*e.info : nullptr;
+        t.add_row({
+            printable(e.name),
+            channel_kind(e),
+            i ? std::to_string(i->capacity) : dash,
+            i ? std::to_string(i->depth) : dash,
+            i ? std::to_string(i->sleeping_senders) : dash,
+            i ? std::to_string(i->sleeping_receivers) : dash,
+            i ? std::string(i->closed ? "yes" : "no") : dash,
+            e.has_stat ? user_or_id(ctx, e.owner) : dash,
+            e.has_stat ? octal_mode(e.mode) : dash,
+            e.problem,
+        });
+    }
+    return t.render(headings);
+}
+
+std::string channel_stat_text(const ipc::ChannelEntry& e, const Context& ctx) {
+    std::vector<std::pair<std::string, std::string>> rows = {
+        {"Name:", printable(e.name)},
+        {"Path:", printable(e.path)},
+        {"Kind:", channel_kind(e)},
+    };
+    if (!e.problem.empty()) rows.push_back({"Problem:", e.problem});
+    if (e.has_stat) {
+        rows.push_back({"Owner:", user_or_id(ctx, e.owner) + " (uid " + std::to_string(e.owner) + ")"});
+        rows.push_back({"Group:", group_or_id(ctx, e.group) + " (gid " + std::to_string(e.group) + ")"});
+        rows.push_back({"Mode:", octal_mode(e.mode) + " (" + symbolic_mode(e.mode) + ")"});
+        rows.push_back({"Size:", std::to_string(e.size) + " bytes"});
+    }
+    if (const auto* i = e.info ? &*e.info : nullptr) {
+        rows.push_back({"Capacity:", std::to_string(i->capacity) + " messages (" + std::to_string(i->slot_count) +
+                                         " slots of " + std::to_string(i->slot_size) + " bytes at offset " +
+                                         std::to_string(i->slots_offset) + ")"});
+        rows.push_back({"Depth:", std::to_string(i->depth) + " buffered (head " + std::to_string(i->head) +
+                                      ", tail " + std::to_string(i->tail) + ")"});
+        rows.push_back({"Sleeping:", std::to_string(i->sleeping_senders) + " senders, " +
+                                         std::to_string(i->sleeping_receivers) + " receivers"});
+        rows.push_back({"Closed:", i->closed ? "yes" : "no"});
+        rows.push_back({"Layout:", "version " + std::to_string(i->version) + ", " + std::to_string(i->total_size) +
+                                       " bytes"});
+        rows.push_back({"Creator:", "pid " + std::to_string(i->creator_pid) + ", uid " +
+                                        std::to_string(i->creator_uid)});
+        rows.push_back({"Futex words:", "not_empty " + std::to_string(i->not_empty_seq) + ", not_full " +
+                                            std::to_string(i->not_full_seq)});
+    }
+    return key_values(rows);
 }
 
 // --- list --------------------------------------------------------------------
 
 const std::vector<std::string>& list_columns() {
-    static const std::vector<std::string> cols = {"NAME",  "PERMITS", "AVAILABLE", "HOLDERS",    "WAITERS",
-                                                  "OWNER", "GROUP",   "MODE",      "PERSISTENT", "TOKEN"};
+    static const std::vector<std::string> cols = {"NAME",  "PERMITS", "AVAILABLE", "HOLDERS",    "WAITERS", "OWNER",
+                                                  "GROUP", "MODE",    "PERSISTENT", "DECLARED", "TOKEN"};
     return cols;
 }
 
@@ -281,6 +518,7 @@ nlohmann::ordered_json semaphore_json(const ipc::SemaphoreInfo& s, bool details,
         {"group_name", name_or_null(ctx.group_name ? ctx.group_name(s.group) : std::nullopt)},
         {"mode", octal_mode(s.mode)},
         {"persistent", s.persistent},
+        {"declared", s.declared},
         {"last_token", s.last_token},
     };
     if (details) {
@@ -334,6 +572,7 @@ std::string stat_text(const ipc::SemaphoreInfo& s, const Context& ctx) {
         {"Group:", group_or_id(ctx, s.group) + " (gid " + std::to_string(s.group) + ")"},
         {"Mode:", octal_mode(s.mode) + " (" + symbolic_mode(s.mode) + ")"},
         {"Persistent:", s.persistent ? "yes" : "no"},
+        {"Declared:", s.declared ? "yes (in ipcd's configuration file)" : "no"},
         {"Last token:", std::to_string(s.last_token)},
     });
 

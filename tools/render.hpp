@@ -7,14 +7,24 @@
 // tests can pin it down.
 //
 // JSON shapes (docs/ipcctl.md is the reference):
-//   status: {"pid", "socket", "started", "uptime", "sessions", "semaphores", "waiting"}
+//   status: {"pid", "socket", "started", "uptime", "sessions", "semaphores", "waiting", "usage"}
+//   usage:  {"uid", "user", "sessions": count, "semaphores": count, "waits": count,
+//            "handles_per_session", "may_create"}   count: {"used", "limit"}; limit null: none
+//   sessions: [{"id", "pid", "uid", "user", "gid", "group", "command", "permits_held",
+//               "waits", "self"}, ...]
+//   release-session: {"session", "permits_released", "waits_cancelled"}
+//   reload: {"declared"}
+//   channels: [channel, ...]; channel stat: channel with the header details
+//   channel: {"name", "path", "kind", "problem", "owner", "owner_name", "group",
+//             "group_name", "mode", "size", "capacity", "depth", "sleeping_senders",
+//             "sleeping_receivers", "closed"}
 //   list:   [semaphore, ...]               semaphore without "holders"/"waiters";
 //           fields other than name, permits, available are null for a
 //           semaphore the caller may not read (no r bit for them)
 //   stat:   semaphore with "holders": [holder, ...], "waiters": [holder, ...]
 //   semaphore: {"name", "permits", "available", "holder_count", "waiter_count",
 //               "owner", "owner_name", "group", "group_name", "mode",
-//               "persistent", "last_token"}
+//               "persistent", "declared", "last_token"}
 //   holder: {"pid", "uid", "user", "count", "since", "session"}
 // Times ("started", "since") are ISO 8601 in UTC with milliseconds
 // ("2025-01-31T12:00:00.250Z"); "uptime" is in seconds.
@@ -31,6 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ipc/inspect.hpp"
 #include "ipc/semaphore.hpp"
 
 namespace ipcctl {
@@ -71,12 +82,47 @@ std::string iso8601(std::chrono::system_clock::time_point t);
 std::string format_duration(std::chrono::nanoseconds d);
 // "0640"
 std::string octal_mode(mode_t mode);
+// Text from outside (a command name, a file name) made safe for a terminal:
+// bytes outside printable ASCII and the backslash become \xNN.
+std::string printable(std::string_view text);
 // "rw-r-----"
 std::string symbolic_mode(mode_t mode);
 
 // --- status ------------------------------------------------------------------
-nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
-std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx);
+// `usage` is the caller's (or --user's) use of the daemon's per-user limits;
+// nullopt when the daemon is too old to say ("usage": null, no section).
+nlohmann::ordered_json status_json(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx,
+                                   const std::optional<ipc::UsageInfo>& usage = std::nullopt);
+std::string status_text(const ipc::DaemonStatus& st, std::string_view socket, const Context& ctx,
+                        const std::optional<ipc::UsageInfo>& usage = std::nullopt);
+nlohmann::ordered_json usage_json(const ipc::UsageInfo& u, const Context& ctx);
+// "Usage of alice (uid 1000):" and an indented line per limit.
+std::string usage_text(const ipc::UsageInfo& u, const Context& ctx);
+
+// --- sessions, release-session, reload ----------------------------------------
+// `self`: the id of ipcctl's own session (marked in JSON).
+nlohmann::ordered_json sessions_json(const std::vector<ipc::SessionInfo>& list, std::uint32_t self,
+                                     const Context& ctx);
+// Columns ID PID UID COMMAND HELD WAITS.
+std::string sessions_text(const std::vector<ipc::SessionInfo>& list, bool headings);
+nlohmann::ordered_json release_json(std::uint32_t id, const ipc::ReleaseResult& r);
+// "released session 7 (pid 4242, uid 1000, sleep): 2 permits given back, 1 wait cancelled"
+// `who`: the session as listed just before, if it was.
+std::string release_text(std::uint32_t id, const ipc::ReleaseResult& r, const ipc::SessionInfo* who);
+nlohmann::ordered_json reload_json(std::uint32_t declared);
+// "reloaded: 3 declared semaphores"
+std::string reload_text(std::uint32_t declared);
+
+// --- channels --------------------------------------------------------------------
+// The KIND column and "kind" field: "spsc", "mpmc", or "invalid".
+std::string channel_kind(const ipc::ChannelEntry& e);
+// `details`: also the header fields and raw counters (channel stat).
+nlohmann::ordered_json channel_json(const ipc::ChannelEntry& e, bool details, const Context& ctx);
+nlohmann::ordered_json channels_json(const std::vector<ipc::ChannelEntry>& list, const Context& ctx);
+// Columns NAME KIND CAPACITY DEPTH SENDERS-SLEEPING RECEIVERS-SLEEPING CLOSED
+// OWNER MODE PROBLEM; "-" where an invalid file has no value.
+std::string channels_text(const std::vector<ipc::ChannelEntry>& list, bool headings, const Context& ctx);
+std::string channel_stat_text(const ipc::ChannelEntry& e, const Context& ctx);
 
 // --- list --------------------------------------------------------------------
 // One line of `list`. The daemon's list gives name, permits and available;
