@@ -230,6 +230,7 @@ private:
     void arm_signal_read();
     void arm_hangup(Session& s);
     void arm_doorbell(Session& s);
+    void arm_idle_doorbells();
     void cancel(std::uint64_t user_data);
 
     // completions
@@ -285,6 +286,7 @@ private:
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
     std::deque<SessionId> ready_;
     std::vector<SessionId> idle_;      // served recently, polled before their doorbells are armed
+    std::vector<Session*> arming_;     // arm_idle_doorbells() scratch (no allocation per pass)
     std::int64_t spin_budget_ns_ = 5'000;  // adaptive, <= spin_us_
     std::deque<SessionId> doomed_;
     std::unordered_set<uid_t> refusal_logged_;
@@ -907,6 +909,36 @@ void Server::arm_doorbell(Session& sess) {
     sess.doorbell_armed = true;
 }
 
+// arm_doorbell() for every session in idle_, with one heavy barrier for
+// all of them: with many clients going quiet in the same pass, a
+// membarrier per session was most of ipcd's CPU time (64 clients: 61%).
+void Server::arm_idle_doorbells() {
+    arming_.clear();
+    for (SessionId id : idle_) {
+        Session* s = find(id);
+        if (!s) continue;
+        s->idle = false;
+        if (s->doomed) continue;
+        s->requests.announce_recv_wait();
+        arming_.push_back(s);
+    }
+    idle_.clear();
+    if (arming_.empty()) return;
+    ipc::heavy_barrier();  // every announcement above before every check below
+    for (Session* s : arming_) {
+        const Channel::WaitTicket t = s->requests.check_recv_wait();
+        if (t.ready) {
+            enqueue(*s);  // nothing stays announced: nothing to finish
+            continue;
+        }
+        io_uring_sqe* e = sqe();
+        prep_futex_wait(e, s->requests.recv_futex(), t.seq);
+        io_uring_sqe_set_data64(e, tag(Kind::doorbell, s->id));
+        s->doorbell_armed = true;
+    }
+    arming_.clear();
+}
+
 void Server::cancel(std::uint64_t user_data) {
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, user_data, 0);
@@ -1228,12 +1260,7 @@ void Server::spin_idle() {
 #endif
     }
     spin_budget_ns_ = std::max<std::int64_t>(budget / 2, 1'000);
-    for (SessionId id : idle_)
-        if (Session* s = find(id)) {
-            s->idle = false;
-            if (!s->doomed) arm_doorbell(*s);
-        }
-    idle_.clear();
+    arm_idle_doorbells();
 }
 
 void Server::deliver() {

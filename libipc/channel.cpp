@@ -677,4 +677,18 @@ Channel::WaitTicket Channel::prepare_recv_wait() noexcept {
 
 void Channel::finish_recv_wait() noexcept { ctl_->not_empty.waiters.fetch_sub(1, std::memory_order_relaxed); }
 
+// prepare_recv_wait() in two halves; the caller runs heavy_barrier() between
+// every announce and every check (W1 ... heavy barrier ... A3, step 5).
+void Channel::announce_recv_wait() noexcept { ctl_->not_empty.waiters.fetch_add(1, std::memory_order_relaxed); }
+
+Channel::WaitTicket Channel::check_recv_wait() noexcept {
+    auto& wl = ctl_->not_empty;
+    const std::uint32_t seq = wl.seq.load(std::memory_order_acquire);
+    const bool ready = readable();
+    if (ready) wl.waiters.fetch_sub(1, std::memory_order_relaxed);
+    return {ready, seq};
+}
+
+void heavy_barrier() noexcept { detail::heavy_barrier(); }
+
 }  // namespace ipc

@@ -272,6 +272,18 @@ public:
     };
     WaitTicket prepare_recv_wait() noexcept;
     void finish_recv_wait() noexcept;
+    // prepare_recv_wait() split in two, for a receiver that arms many
+    // channels at once (ipcd going idle on many sessions) and so pays the
+    // heavy barrier once instead of once per channel:
+    //
+    //   for each ch: ch.announce_recv_wait();
+    //   ipc::heavy_barrier();
+    //   for each ch: auto t = ch.check_recv_wait();  // as prepare_recv_wait()
+    //
+    // The barrier orders every announcement before every check, which is
+    // all the per-channel argument needs (docs/channel-protocol.md).
+    void announce_recv_wait() noexcept;
+    WaitTicket check_recv_wait() noexcept;
     std::atomic<std::uint32_t>& recv_futex() noexcept { return ctl_->not_empty.seq; }
 
 private:
@@ -364,5 +376,11 @@ inline Status Channel::try_recv(Message& out) noexcept {
         wake_senders(1);
     return Status::ok;
 }
+
+// The sleeper's side of the wake protocol: a barrier that orders this
+// thread's earlier stores before its later loads as seen by every other
+// thread of every process sharing a channel (membarrier(2), or a fallback).
+// Only needed with Channel::announce_recv_wait(); see there.
+void heavy_barrier() noexcept;
 
 }  // namespace ipc
