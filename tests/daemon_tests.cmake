@@ -23,3 +23,7 @@ target_compile_definitions(systemd_test PRIVATE IPCD_UNIT_DIR="${PROJECT_SOURCE_
 # The configuration file parser alone (unit), against the shipped sample too.
 ipc_add_test(config_test SOURCES config_test.cpp LABELS unit LIBS ipcd_config)
 target_compile_definitions(config_test PRIVATE IPCD_SAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/etc/ipcd.conf")
+
+# ipcd with a configuration file: declared semaphores, reload (SIGHUP and
+# Op::reload), limits, the create policy and the state directory.
+ipcd_add_test(daemon_config_test integration)
