@@ -10,6 +10,7 @@ packages=(
   python3 dpkg-dev
   systemd  # systemd-analyze and systemd-socket-activate for tests/systemd_test.cpp
   spin  # model/run.sh: the SPIN model checker (docs/model.md)
+  clang libclang-rt-14-dev  # libFuzzer: fuzz/, scripts/fuzz.sh (docs/fuzzing.md)
 )
 
 missing=()
