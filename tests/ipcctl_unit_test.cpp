@@ -396,6 +396,7 @@ TEST(IpcctlRender, PrintableEscapesControlBytesAndBackslash) {
     EXPECT_EQ(printable("plain-name_1.x"), "plain-name_1.x");
     EXPECT_EQ(printable("a\tb\\c"), "a\\x09b\\x5cc");
     EXPECT_EQ(printable("\xff\x7f"), "\\xff\\x7f");
+    EXPECT_EQ(printable("a b"), "a\\x20b");
 }
 
 namespace {

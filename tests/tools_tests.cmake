@@ -11,3 +11,10 @@ if(TARGET ipcd)
 else()
   message(STATUS "ipcctl_test not built: there is no ipcd target")
 endif()
+
+# ipcctl channels / channel stat / channel rm and ipc/inspect.hpp, against real
+# named channels and hostile files in /dev/shm (no daemon needed).
+ipc_add_test(ipcctl_channels_test SOURCES ipcctl_channels_test.cpp LABELS integration
+             LIBS nlohmann_json::nlohmann_json TIMEOUT 120)
+target_compile_definitions(ipcctl_channels_test PRIVATE IPCCTL_PATH="$<TARGET_FILE:ipcctl>")
+add_dependencies(ipcctl_channels_test ipcctl)

@@ -214,7 +214,7 @@ std::string printable(std::string_view text) {
     out.reserve(text.size());
     for (const char ch : text) {
         const auto c = static_cast<unsigned char>(ch);
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
+        if (c > 0x20 && c < 0x7f && c != '\\') {
             out += ch;
         } else {
             char buf[8];

@@ -82,8 +82,9 @@ std::string iso8601(std::chrono::system_clock::time_point t);
 std::string format_duration(std::chrono::nanoseconds d);
 // "0640"
 std::string octal_mode(mode_t mode);
-// Text from outside (a command name, a file name) made safe for a terminal:
-// bytes outside printable ASCII and the backslash become \xNN.
+// Text from outside (a command name, a file name) made safe for a terminal
+// and for splitting a table on blanks (as lsblk does): the space, bytes
+// outside printable ASCII and the backslash become \xNN.
 std::string printable(std::string_view text);
 // "rw-r-----"
 std::string symbolic_mode(mode_t mode);
