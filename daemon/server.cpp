@@ -265,6 +265,7 @@ private:
     SemaphoreTable table_;
     Config config_;           // the running configuration (file + command line)
     unsigned spin_us_;        // effective --spin
+    bool socket_from_cli_ = false;  // --socket given: the file's `socket` never applies
     std::string state_dir_;   // effective --state-dir
     std::string state_file_;  // state_dir_/semaphores.json
     io_uring ring_{};
@@ -536,7 +537,7 @@ bool Server::read_config(Config& out, bool at_start) {
 // The socket and the state directory are read once, at start.
 void Server::apply_config(Config cfg, bool at_start) {
     if (!at_start) {
-        if (cfg.socket_path != config_.socket_path && opt_.socket_path.empty())
+        if (cfg.socket_path != config_.socket_path && !socket_from_cli_)
             log::line(log::notice, "reload: 'socket' changed to '%s'; ipcd keeps %s until it is restarted",
                       cfg.socket_path.c_str(), socket_path_.c_str());
         if (cfg.state_dir != config_.state_dir && opt_.state_dir.empty())
@@ -668,7 +669,8 @@ int Server::run() {
     Config cfg;
     if (!read_config(cfg, true)) return 1;
     config_ = cfg;  // socket and state_dir are read from it at start only
-    if (opt_.socket_path.empty()) opt_.socket_path = cfg.socket_path;
+    socket_from_cli_ = !opt_.socket_path.empty();
+    if (!socket_from_cli_) opt_.socket_path = cfg.socket_path;
     if (!setup_signals() || !setup_ring()) return 1;
     raise_fd_limit();
     if (!setup_state_dir() || !load_saved_state()) return 1;

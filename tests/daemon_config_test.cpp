@@ -296,6 +296,23 @@ TEST(IpcdConfigStart, SocketAndStateDirComeFromTheFile) {
     EXPECT_EQ(d.terminate(), 0);
 }
 
+TEST(IpcdConfigStart, ReloadLogsThatANewSocketNeedsARestart) {
+    ConfigDir cfg;
+    const std::string sock = cfg.dir() + "/from-file.sock", other = cfg.dir() + "/other.sock";
+    cfg.write("socket = '" + sock + "'\nstate_dir = '" + cfg.dir() + "/state'\n");
+    BareIpcd d(cfg, sock);
+    ASSERT_TRUE(d.session) << d.log();
+    cfg.write("socket = '" + other + "'\nstate_dir = '" + cfg.dir() + "/state'\n");
+    EXPECT_EQ(d.session->reload(), 0u);
+    EXPECT_NE(d.log().find("'socket' changed to '" + other + "'; ipcd keeps " + sock + " until it is restarted"),
+              std::string::npos)
+        << d.log();
+    EXPECT_EQ(d.session->status().sessions, 1u) << "still serving on the old socket";
+    EXPECT_FALSE(std::filesystem::exists(other));
+    d.session.reset();
+    EXPECT_EQ(d.terminate(), 0);
+}
+
 // --- reload ----------------------------------------------------------------------------
 
 TEST_F(IpcdConfig, SighupAddsANewDeclaredSemaphore) {

@@ -136,10 +136,18 @@ TEST_F(IpcdLife, SigtermAnswersWaitersStoppingAndExitsZero) {
 
 TEST_F(IpcdLife, SigintStopsToo) { EXPECT_EQ(d.terminate(SIGINT), 0); }
 
-TEST_F(IpcdLife, SighupIsLoggedAndIgnored) {
+// SIGHUP re-reads the configuration (here /dev/null: nothing declared) and
+// touches no session or semaphore.
+TEST_F(IpcdLife, SighupReloadsWithoutDisturbingSessions) {
+    auto sem = Semaphore::create(s, "kept", 2);
+    ASSERT_FALSE(sem.acquire());
     ::kill(d.pid(), SIGHUP);
-    ASSERT_TRUE(eventually([&] { return d.log().find("SIGHUP") != std::string::npos; }));
+    ASSERT_TRUE(eventually([&] { return d.log().find("configuration reloaded") != std::string::npos; })) << d.log();
+    EXPECT_NE(d.log().find("SIGHUP from pid " + std::to_string(::getpid())), std::string::npos) << d.log();
     EXPECT_EQ(s->status().sessions, 1u);
+    const auto info = sem.stat();
+    EXPECT_EQ(info.available, 1u) << "the permit held before the reload is still held";
+    EXPECT_FALSE(sem.release());
 }
 
 TEST_F(IpcdLife, AKilledDaemonMakesCallsFailFast) {
