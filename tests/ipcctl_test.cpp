@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -911,6 +912,220 @@ TEST_F(Ipcctl, WaitersGetAnAnswerWhenTheDaemonStops) {
     const auto after = ctl({"status"});
     EXPECT_EQ(after.status, 6) << after;
     EXPECT_TRUE(contains(after.err, "no daemon at " + socket_)) << after;
+}
+
+// --- sessions, release-session, reload, usage, declared semaphores ------------------------
+
+// The session whose pid is `pid` in `ipcctl --json sessions`, or null.
+json session_of(const json& list, pid_t pid) {
+    for (const auto& s : list)
+        if (s["pid"] == pid) return s;
+    return nullptr;
+}
+
+TEST_F(Ipcctl, SessionsListsWhoIsConnectedAndWhatTheyHold) {
+    create("demo", 3);
+    Child holder = start({"acquire", "demo", "--count", "2", "--", "/bin/sh", "-c", "echo started; exec cat"});
+    ASSERT_EQ(holder.read_line(), "started");
+    Child waiter = start({"acquire", "demo", "--count", "2", "--", "true"});
+    ASSERT_TRUE(eventually("demo", "waiter_count", 1));
+
+    auto o = ctl({"--json", "sessions"});
+    ASSERT_EQ(o.status, 0) << o;
+    const auto list = json::parse(o.out);
+    ASSERT_TRUE(list.is_array());
+    const json h = session_of(list, holder.pid);
+    ASSERT_FALSE(h.is_null()) << list.dump();
+    EXPECT_EQ(h["permits_held"], 2);
+    EXPECT_EQ(h["waits"], 0);
+    EXPECT_EQ(h["uid"], ::getuid());
+    EXPECT_EQ(h["gid"], ::getgid());
+    EXPECT_EQ(h["user"], my_user());
+    EXPECT_EQ(h["command"], "ipcctl");
+    EXPECT_EQ(h["self"], false);
+    const json w = session_of(list, waiter.pid);
+    ASSERT_FALSE(w.is_null()) << list.dump();
+    EXPECT_EQ(w["permits_held"], 0);
+    EXPECT_EQ(w["waits"], 1);
+    int selves = 0;
+    for (const auto& s : list) selves += s["self"].get<bool>() ? 1 : 0;
+    EXPECT_EQ(selves, 1) << "ipcctl's own session is marked: " << list.dump();
+    EXPECT_LT(h["id"].get<unsigned>(), w["id"].get<unsigned>()) << "in id order";
+
+    o = ctl({"sessions"});
+    ASSERT_EQ(o.status, 0) << o;
+    std::istringstream lines(o.out);
+    std::string header;
+    std::getline(lines, header);
+    std::istringstream hs(header);
+    std::vector<std::string> cols{std::istream_iterator<std::string>(hs), {}};
+    EXPECT_EQ(cols, (std::vector<std::string>{"ID", "PID", "UID", "COMMAND", "HELD", "WAITS"})) << o;
+    const std::vector<std::string> want = {std::to_string(h["id"].get<unsigned>()), std::to_string(holder.pid),
+                                           std::to_string(::getuid()), "ipcctl", "2", "0"};
+    bool found = false;
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream ls(line);
+        found = found || std::vector<std::string>{std::istream_iterator<std::string>(ls), {}} == want;
+    }
+    EXPECT_TRUE(found) << "no row for the holder\n" << o;
+    o = ctl({"sessions", "--noheadings"});
+    EXPECT_EQ(o.out.find("COMMAND"), std::string::npos) << o;
+
+    EXPECT_EQ(holder.wait().status, 0);
+    EXPECT_EQ(waiter.wait().status, 0);
+}
+
+TEST_F(Ipcctl, ReleaseSessionGivesBackWhatAStuckClientHolds) {
+    create("demo", 3);
+    Child holder = start({"acquire", "demo", "--count", "2", "--", "/bin/sh", "-c", "echo started; exec cat"});
+    ASSERT_EQ(holder.read_line(), "started");
+    auto o = ctl({"--json", "sessions"});
+    const json h = session_of(json::parse(o.out), holder.pid);
+    ASSERT_FALSE(h.is_null()) << o;
+    const std::string id = std::to_string(h["id"].get<unsigned>());
+
+    if (::getuid() == 0) {
+        SpawnOptions as_nobody;
+        as_nobody.uid = nobody;
+        o = ctl({"release-session", id}, as_nobody);
+        EXPECT_EQ(o.status, 4) << o;
+        EXPECT_EQ(o.err, "ipcctl: permission denied: only root may release a session; run it as root (sudo ipcctl "
+                         "release-session " + id + ")\n");
+        EXPECT_EQ(stat_json("demo")["available"], 1) << "nothing was released";
+    }
+
+    o = ctl({"release-session", id});
+    ASSERT_EQ(o.status, 0) << o;
+    EXPECT_EQ(o.out, "released session " + id + " (pid " + std::to_string(holder.pid) + ", uid " +
+                         std::to_string(::getuid()) + ", ipcctl): 2 permits given back, 0 waits cancelled\n");
+    EXPECT_EQ(stat_json("demo")["available"], 3);
+    EXPECT_TRUE(session_of(json::parse(ctl({"--json", "sessions"}).out), holder.pid).is_null());
+
+    o = ctl({"release-session", id});
+    EXPECT_EQ(o.status, 3) << o;
+    EXPECT_EQ(o.err, "ipcctl: no session " + id + ": see 'ipcctl sessions' for the sessions there are\n");
+    for (const char* bad : {"0", "x", "-1", "4294967296"}) {
+        o = ctl({"release-session", bad});
+        EXPECT_EQ(o.status, 2) << bad << "\n" << o;
+        EXPECT_TRUE(contains(o.err, "invalid session ID value")) << o;
+    }
+    holder.close_stdin();
+    EXPECT_EQ(holder.wait().status, 0);
+}
+
+TEST_F(Ipcctl, ReleaseSessionJsonSaysWhatWasGivenBack) {
+    create("demo", 1);
+    Child holder = start({"acquire", "demo", "--", "/bin/sh", "-c", "echo started; exec cat"});
+    ASSERT_EQ(holder.read_line(), "started");
+    Child waiter = start({"acquire", "demo", "--", "true"});
+    ASSERT_TRUE(eventually("demo", "waiter_count", 1));
+    const json w = session_of(json::parse(ctl({"--json", "sessions"}).out), waiter.pid);
+    ASSERT_FALSE(w.is_null());
+    const auto o = ctl({"--json", "release-session", std::to_string(w["id"].get<unsigned>())});
+    ASSERT_EQ(o.status, 0) << o;
+    const auto j = json::parse(o.out);
+    EXPECT_EQ(j["session"], w["id"]);
+    EXPECT_EQ(j["permits_released"], 0);
+    EXPECT_EQ(j["waits_cancelled"], 1);
+    EXPECT_EQ(waiter.wait().status, 6) << "the released client sees its connection reset";
+    holder.close_stdin();
+}
+
+TEST_F(Ipcctl, ReloadAppliesDeclaredSemaphoresWhichDeleteRefuses) {
+    write_config("[[semaphore]]\nname = \"cfg\"\npermits = 2\nmode = \"0644\"\n");
+    auto o = ctl({"reload"});
+    ASSERT_EQ(o.status, 0) << o;
+    EXPECT_EQ(o.out, "reloaded: 1 declared semaphore\n");
+    o = ctl({"--json", "reload"});
+    ASSERT_EQ(o.status, 0) << o;
+    EXPECT_EQ(json::parse(o.out)["declared"], 1);
+
+    const auto st = stat_json("cfg");
+    EXPECT_EQ(st["declared"], true);
+    EXPECT_EQ(st["permits"], 2);
+    o = ctl({"stat", "cfg"});
+    EXPECT_TRUE(contains(o.out, "Declared:   yes (in ipcd's configuration file)\n")) << o;
+    create("mine", 1);
+    o = ctl({"list", "-n", "-o", "name,declared"});
+    EXPECT_EQ(o.out, "cfg   yes\nmine  no\n");
+    EXPECT_EQ(stat_json("mine")["declared"], false);
+
+    o = ctl({"delete", "cfg"});
+    EXPECT_EQ(o.status, 1) << o;
+    EXPECT_EQ(o.err, "ipcctl: semaphore cfg is declared in ipcd's configuration; remove it from /etc/ipcd/ipcd.conf "
+                     "and run 'ipcctl reload'\n");
+    EXPECT_EQ(stat_json("cfg")["name"], "cfg") << "still there";
+}
+
+TEST_F(Ipcctl, ReloadOfABadFileKeepsTheRunningConfigurationAndPointsAtTheLog) {
+    write_config("[[semaphore]]\nname = \"cfg\"\npermits = 2\n");
+    ASSERT_EQ(ctl({"reload"}).status, 0);
+    write_config("[[semaphore]]\nname = \"cfg\"\npermits = \"many\"\n");
+    auto o = ctl({"reload"});
+    EXPECT_EQ(o.status, 1) << o;
+    EXPECT_EQ(o.err, "ipcctl: ipcd at " + socket_ +
+                         " kept its running configuration: the configuration file is invalid; check ipcd's log for "
+                         "where and why (e.g. journalctl -u ipcd), fix the file and reload again\n");
+    EXPECT_TRUE(o.out.empty()) << o;
+    EXPECT_EQ(stat_json("cfg")["permits"], 2) << "the running configuration stays";
+
+    if (::getuid() != 0) GTEST_SKIP() << "needs root to run ipcctl as another uid";
+    SpawnOptions as_nobody;
+    as_nobody.uid = nobody;
+    o = ctl({"reload"}, as_nobody);
+    EXPECT_EQ(o.status, 4) << o;
+    EXPECT_EQ(o.err, "ipcctl: permission denied: only root may reload ipcd's configuration; run it as root (sudo "
+                     "ipcctl reload)\n");
+}
+
+TEST_F(Ipcctl, StatusShowsYourUsageAgainstTheLimits) {
+    if (::getuid() != 0) GTEST_SKIP() << "needs root to run ipcctl as a limited uid";
+    SpawnOptions as_nobody;
+    as_nobody.uid = nobody;
+    auto o = ctl({"status"}, as_nobody);
+    ASSERT_EQ(o.status, 0) << o;
+    EXPECT_TRUE(contains(o.out, "\nUsage of nobody (uid 65534):\n"
+                                "  Sessions:            1/64\n"
+                                "  Semaphores:          0/256 owned\n"
+                                "  Waits:               0/1024 pending\n"
+                                "  Handles per session: 4096\n"
+                                "  May create:          yes\n"))
+        << o;
+    o = ctl({"--json", "status"}, as_nobody);
+    ASSERT_EQ(o.status, 0) << o;
+    const auto u = json::parse(o.out)["usage"];
+    EXPECT_EQ(u["uid"], nobody);
+    EXPECT_EQ(u["sessions"], json::parse(R"({"used": 1, "limit": 64})"));
+    EXPECT_EQ(u["semaphores"], json::parse(R"({"used": 0, "limit": 256})"));
+    EXPECT_EQ(u["waits"], json::parse(R"({"used": 0, "limit": 1024})"));
+    EXPECT_EQ(u["handles_per_session"], 4096);
+    EXPECT_EQ(u["may_create"], true);
+
+    // Root asks about nobody, who has a semaphore and a session now.
+    ASSERT_EQ(ctl({"create", "theirs", "-p", "1"}, as_nobody).status, 0);
+    Child holder = start({"acquire", "theirs", "--", "/bin/sh", "-c", "echo started; exec cat"}, as_nobody);
+    ASSERT_EQ(holder.read_line(), "started");
+    for (const char* who : {"nobody", "65534"}) {
+        o = ctl({"--json", "status", "--user", who});
+        ASSERT_EQ(o.status, 0) << o;
+        const auto j = json::parse(o.out)["usage"];
+        EXPECT_EQ(j["uid"], nobody);
+        EXPECT_EQ(j["sessions"]["used"], 1);
+        EXPECT_EQ(j["semaphores"]["used"], 1);
+    }
+    // Root itself: no limits.
+    o = ctl({"--json", "status"});
+    const auto r = json::parse(o.out)["usage"];
+    EXPECT_EQ(r["uid"], 0);
+    EXPECT_TRUE(r["sessions"]["limit"].is_null()) << r.dump();
+    o = ctl({"status"});
+    EXPECT_TRUE(contains(o.out, "  Sessions:            ")) << o;
+    EXPECT_TRUE(contains(o.out, " (no limit)\n")) << o;
+
+    o = ctl({"status", "--user", "no-such-user-ipcctl-test"});
+    EXPECT_EQ(o.status, 2) << o;
+    EXPECT_TRUE(contains(o.err, "unknown user 'no-such-user-ipcctl-test' in --user")) << o;
+    holder.close_stdin();
 }
 
 }  // namespace
