@@ -39,6 +39,9 @@
 #ifndef IPCCTL_PATH
 #error "IPCCTL_PATH must name the ipcctl binary"
 #endif
+#ifndef IPCCTL_COMPLETION
+#error "IPCCTL_COMPLETION must name tools/ipcctl.bash-completion"
+#endif
 
 namespace {
 
@@ -200,6 +203,12 @@ protected:
         }
         children_.push_back(pid);
         return pid;
+    }
+
+    static int reap_any(pid_t pid) {
+        int raw = 0;
+        ::waitpid(pid, &raw, 0);
+        return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
     }
 
     int reap(pid_t pid) {
@@ -561,6 +570,54 @@ TEST_F(Channels, OtherUsersMayNotReadOrRemoveAPrivateChannel) {
     EXPECT_EQ(o.err, "ipcctl: permission denied removing channel " + name("private") + " (" + path("private") +
                          "): only its owner or root may remove it\n");
     EXPECT_EQ(::access(path("private").c_str(), F_OK), 0) << "still there";
+}
+
+TEST_F(Channels, BashCompletionOffersTheNewVerbsAndChannelNames) {
+    auto ch = ipc::Channel::create(name("complete"), {ipc::ChannelKind::spsc, 4, 0600});
+    // Sources the completion without the bash-completion package and prints
+    // what it offers for each line, one line of output per case.
+    const std::string script = std::string(". '") + IPCCTL_COMPLETION + "'\n" +
+                               "t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _ipcctl; "
+                               "echo \"${COMPREPLY[*]}\"; }\n"
+                               "export IPCD_SOCKET=/nonexistent/ipcd.sock\n"
+                               "t ipcctl ''\n"
+                               "t ipcctl channel ''\n"
+                               "t ipcctl channel stat " + name("compl") + "\n"
+                               "t ipcctl channel rm --\n"
+                               "t ipcctl sessions --\n"
+                               "t ipcctl status --\n"
+                               "t ipcctl release-session ''\n";
+    std::vector<std::string> args = {"/bin/bash", "-c", script};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::dup2(p[1], 1);
+        ::execv(argv[0], argv.data());
+        ::_exit(121);
+    }
+    ::close(p[1]);
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(p[0]);
+    ASSERT_EQ(reap_any(pid), 0) << out;
+    std::istringstream lines(out);
+    std::vector<std::string> got;
+    for (std::string l; std::getline(lines, l);) got.push_back(l);
+    ASSERT_EQ(got.size(), 7u) << out;
+    for (const char* verb : {"sessions", "release-session", "reload", "channels", "channel"})
+        EXPECT_TRUE(contains(" " + got[0] + " ", std::string(" ") + verb + " ")) << got[0];
+    EXPECT_EQ(got[1], "stat rm");
+    EXPECT_EQ(got[2], name("complete"));
+    EXPECT_TRUE(contains(got[3], "--force")) << got[3];
+    EXPECT_TRUE(contains(got[4], "--noheadings")) << got[4];
+    EXPECT_TRUE(contains(got[5], "--user")) << got[5];
+    EXPECT_EQ(got[6], "") << "no session ids without a daemon";
 }
 
 }  // namespace

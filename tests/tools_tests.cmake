@@ -16,5 +16,6 @@ endif()
 # named channels and hostile files in /dev/shm (no daemon needed).
 ipc_add_test(ipcctl_channels_test SOURCES ipcctl_channels_test.cpp LABELS integration
              LIBS nlohmann_json::nlohmann_json TIMEOUT 120)
-target_compile_definitions(ipcctl_channels_test PRIVATE IPCCTL_PATH="$<TARGET_FILE:ipcctl>")
+target_compile_definitions(ipcctl_channels_test PRIVATE IPCCTL_PATH="$<TARGET_FILE:ipcctl>"
+                           IPCCTL_COMPLETION="${PROJECT_SOURCE_DIR}/tools/ipcctl.bash-completion")
 add_dependencies(ipcctl_channels_test ipcctl)
