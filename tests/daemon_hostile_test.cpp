@@ -383,6 +383,9 @@ const IndexAbuse index_abuses[] = {
     {"ReplyRingClosed", true, [](ipc::shm::ChannelControl& c) { c.header.closed.store(1); }},
 };
 
+// By name, so CTest's test names carry no pointer bytes.
+void PrintTo(const IndexAbuse& a, std::ostream* os) { *os << a.name; }
+
 class IndexAbuseTest : public IpcdHostileNeighbour, public ::testing::WithParamInterface<IndexAbuse> {};
 
 TEST_P(IndexAbuseTest, EndsOnlyTheOffendersSession) {
