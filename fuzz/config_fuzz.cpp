@@ -9,8 +9,8 @@
 //   valid and unique, spin_us <= 10000, paths absolute.
 // CONFIG_FUZZ_ALLOW_MULTILINE=1 in the environment tolerates control
 // characters (line breaks, escapes) in a ConfigError message (an open
-// finding, docs/fuzzing.md), so a long run can look past it. The input is the file's text; the seeds are etc/ipcd.conf and snippets of
-// every section (fuzz/corpus/config), the dictionary is fuzz/config.dict.
+// finding, docs/fuzzing.md), so a long run can look past it. The input is the file's text; the seeds are etc/ipcd.conf
+// and snippets of every section (fuzz/corpus/config), the dictionary is fuzz/config.dict.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -47,7 +47,8 @@ void check(const ipcd::Config& c) {
     if (c.spin_us && *c.spin_us > 10000) violation("spin_us out of range accepted", "spin_us");
     if (!c.socket_path.empty() && (c.socket_path.front() != '/' || c.socket_path.size() > 107))
         violation("bad socket path accepted", c.socket_path.c_str());
-    if (!c.state_dir.empty() && c.state_dir.front() != '/') violation("relative state_dir accepted", c.state_dir.c_str());
+    if (!c.state_dir.empty() && c.state_dir.front() != '/')
+        violation("relative state_dir accepted", c.state_dir.c_str());
     std::set<std::string> names;
     for (const ipcd::Declared& d : c.semaphores) {
         if (!ipc::proto::valid_name(d.name)) violation("invalid semaphore name accepted", d.name.c_str());

@@ -101,10 +101,10 @@ constexpr std::int64_t no_deadline = INT64_MAX;
     std::abort();
 }
 
-#define CHECK(cond, ...)                       \
-    do {                                       \
-        if (!(cond)) [[unlikely]]              \
-            violation(__VA_ARGS__);            \
+#define CHECK(cond, ...)            \
+    do {                            \
+        if (!(cond)) [[unlikely]]   \
+            violation(__VA_ARGS__); \
     } while (0)
 
 // Reads the script front to back; past the end every byte is 0.
@@ -142,10 +142,12 @@ Peer make_peer(std::uint8_t p, pid_t pid) {
 
 // Valid names, then names the daemon must refuse.
 std::string_view name_for(std::uint8_t sel) {
+    // clang-format off
     static constexpr std::string_view names[] = {
         "a", "b", "c", "db-writers", "x.y_z-9", "abcdefghijklmnopqrstuvwxyz012345",  // valid
         "", ".hidden", "bad name", std::string_view("a\0b", 3), "caf\xc3\xa9", "a/b",  // invalid
     };
+    // clang-format on
     return names[sel % std::size(names)];
 }
 
@@ -225,7 +227,7 @@ struct Pending {
     std::size_t obj = SIZE_MAX;  // acquire: the semaphore it waits on
     std::uint32_t count = 0;     // acquire
     std::int64_t deadline = no_deadline;
-    bool may_write = false;      // acquire: write access when it was asked
+    bool may_write = false;  // acquire: write access when it was asked
 };
 
 struct Sess {
@@ -233,14 +235,13 @@ struct Sess {
     Peer peer;
     bool alive = false;
     std::map<std::uint64_t, HandleRec> handles;
-    std::map<std::uint64_t, Pending> pending;  // by request id = arrival order
+    std::map<std::uint64_t, Pending> pending;   // by request id = arrival order
     std::map<std::size_t, std::uint32_t> held;  // by obj, counts > 0 only
 };
 
 class Script {
 public:
-    explicit Script(bool small_limits)
-        : limits_(small_limits ? limit_sets[1] : limit_sets[0]), table_(limits_) {
+    explicit Script(bool small_limits) : limits_(small_limits ? limit_sets[1] : limit_sets[0]), table_(limits_) {
         now_.mono_ns = 1'000'000'000;
         now_.real_ns = 1'700'000'000'000'000'000;
         table_.set_daemon_info(4242, 1'700'000'000);
@@ -255,9 +256,8 @@ public:
         s = Sess{};
         s.id = next_session_++;
         s.peer = make_peer(peer_byte, static_cast<pid_t>(100 + s.id));
-        const std::size_t same_uid = static_cast<std::size_t>(
-            std::count_if(sessions_.begin(), sessions_.end(),
-                          [&](const Sess& o) { return o.alive && o.peer.uid == s.peer.uid; }));
+        const std::size_t same_uid = static_cast<std::size_t>(std::count_if(
+            sessions_.begin(), sessions_.end(), [&](const Sess& o) { return o.alive && o.peer.uid == s.peer.uid; }));
         const Result r = table_.add_session(s.id, s.peer);
         if (s.peer.uid != 0 && same_uid >= lim(s.peer.uid).sessions_per_user) {
             CHECK(r == Result::limit, "add_session: uid %u has %zu sessions (limit %u) but got %u", s.peer.uid,
@@ -287,10 +287,10 @@ public:
               "departure of session %u gave back %llu permits on %u semaphores, it held %llu on %u", s.id,
               static_cast<unsigned long long>(d.permits_released), d.semaphores_held,
               static_cast<unsigned long long>(permits), held_sems);
-        CHECK(d.waits_cancelled == s.pending.size(), "departure of session %u cancelled %u waits, it had %zu",
-              s.id, d.waits_cancelled, s.pending.size());
-        CHECK(d.handles == s.handles.size(), "departure of session %u closed %u handles, it had %zu", s.id,
-              d.handles, s.handles.size());
+        CHECK(d.waits_cancelled == s.pending.size(), "departure of session %u cancelled %u waits, it had %zu", s.id,
+              d.waits_cancelled, s.pending.size());
+        CHECK(d.handles == s.handles.size(), "departure of session %u closed %u handles, it had %zu", s.id, d.handles,
+              s.handles.size());
         forget(s);
         deliver(out);
         after_step();
@@ -311,7 +311,8 @@ public:
         Pending p;
         p.req = req;
         bool grantable = false;
-        const bool is_acquire = req.valid() && req.flags() == 0 && req.label() == static_cast<std::uint32_t>(Op::acquire);
+        const bool is_acquire =
+            req.valid() && req.flags() == 0 && req.label() == static_cast<std::uint32_t>(Op::acquire);
         if (is_acquire) {
             auto h = s.handles.find(req.mr[1]);
             if (h != s.handles.end() && objs_[h->second.obj].alive) {
@@ -344,13 +345,14 @@ public:
             forget(*t);
         }
         // The request's own reply is in `out` unless it waits.
-        const bool answered_now =
-            std::any_of(out.begin(), out.end(), [&](const ipcd::Answer& a) { return a.session == s.id && a.reply.mr[0] == req.mr[0]; });
+        const bool answered_now = std::any_of(out.begin(), out.end(), [&](const ipcd::Answer& a) {
+            return a.session == s.id && a.reply.mr[0] == req.mr[0];
+        });
         deliver(out);
         if (!answered_now) {
             CHECK(is_acquire && p.obj != SIZE_MAX && p.count != 0 && req.mr[3] != 0,
-                  "request label %u (flags %#x, mr1 %#llx mr2 %#llx mr3 %#llx) got no reply", req.label(),
-                  req.flags(), static_cast<unsigned long long>(req.mr[1]), static_cast<unsigned long long>(req.mr[2]),
+                  "request label %u (flags %#x, mr1 %#llx mr2 %#llx mr3 %#llx) got no reply", req.label(), req.flags(),
+                  static_cast<unsigned long long>(req.mr[1]), static_cast<unsigned long long>(req.mr[2]),
                   static_cast<unsigned long long>(req.mr[3]));
             CHECK(!grantable, "an acquire of %u that fits waits instead", p.count);
             CHECK(!table_.stopping(), "an acquire waits after stop()");
@@ -370,15 +372,18 @@ public:
             return;
         }
         const std::int64_t d = step_ns[t % std::size(step_ns)];
-        now_.mono_ns = now_.mono_ns > INT64_MAX - d ? INT64_MAX - 1 : now_.mono_ns + d;
+        // CLOCK_MONOTONIC stays below INT64_MAX (the table's "no deadline").
+        now_.mono_ns = now_.mono_ns > INT64_MAX - 1 - d ? INT64_MAX - 1 : now_.mono_ns + d;
         now_.real_ns += d % 1'000'000'000'000;
         table_.expire(now_, out);
         deliver(out);
         for (const Sess& s : sessions_)
             for (const auto& [id, p] : s.pending)
-                CHECK(p.deadline > now_.mono_ns, "expire() left request %llu past its deadline",
-                      static_cast<unsigned long long>(id));
-        if (auto nd = table_.next_deadline()) CHECK(*nd > now_.mono_ns, "next_deadline() is in the past after expire()");
+                CHECK(p.deadline > now_.mono_ns, "expire() left request %llu past its deadline %lld (now %lld)",
+                      static_cast<unsigned long long>(id), static_cast<long long>(p.deadline),
+                      static_cast<long long>(now_.mono_ns));
+        if (auto nd = table_.next_deadline())
+            CHECK(*nd > now_.mono_ns, "next_deadline() is in the past after expire()");
         after_step();
     }
 
@@ -386,7 +391,8 @@ public:
         std::vector<ipcd::Declared> decls(in.byte() % 5);
         for (ipcd::Declared& d : decls) {
             const std::uint8_t nb = in.byte(), pb = in.byte(), ob = in.byte(), mb = in.byte();
-            d = ipcd::Declared{std::string(name_for(nb)), permits_for(pb), uids[ob & 3], gids[(ob >> 2) & 3], mode_for(mb)};
+            d = ipcd::Declared{std::string(name_for(nb)), permits_for(pb), uids[ob & 3], gids[(ob >> 2) & 3],
+                               mode_for(mb)};
         }
         // The model first, as the header describes declare().
         ipcd::DeclareReport want;
@@ -543,10 +549,12 @@ private:
         return n;
     }
     std::size_t alive_sessions() const {
-        return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const Sess& s) { return s.alive; }));
+        return static_cast<std::size_t>(
+            std::count_if(sessions_.begin(), sessions_.end(), [](const Sess& s) { return s.alive; }));
     }
     std::size_t alive_objs() const {
-        return static_cast<std::size_t>(std::count_if(objs_.begin(), objs_.end(), [](const Obj& o) { return o.alive; }));
+        return static_cast<std::size_t>(
+            std::count_if(objs_.begin(), objs_.end(), [](const Obj& o) { return o.alive; }));
     }
 
     static bool allowed(const Obj& o, const Peer& peer, unsigned want) {
@@ -593,7 +601,8 @@ private:
                 std::fprintf(stderr, "  session %u request %llu: op %u -> %s\n", a.session,
                              static_cast<unsigned long long>(rep.mr[0]), rep.label(),
                              proto::describe(static_cast<Result>(r)));
-            CHECK(std::string_view(proto::describe(static_cast<Result>(r))) != "unknown result", "reply Result %u does not exist", r);
+            CHECK(std::string_view(proto::describe(static_cast<Result>(r))) != "unknown result",
+                  "reply Result %u does not exist", r);
             apply(*s, p, rep, static_cast<Result>(r));
         }
         // Semaphores that went away took their waiters' requests with them.
@@ -605,7 +614,9 @@ private:
 
     void apply(Sess& s, const Pending& p, const Message& rep, Result r) {
         const Message& req = p.req;
-        if (!req.valid() || (req.flags() & ~(req.label() == static_cast<std::uint32_t>(Op::create) ? proto::create_persist : 0u)) != 0) {
+        if (!req.valid() ||
+            (req.flags() & ~(req.label() == static_cast<std::uint32_t>(Op::create) ? proto::create_persist : 0u)) !=
+                0) {
             CHECK(r == Result::invalid_argument, "malformed request (tag %#llx) answered %u",
                   static_cast<unsigned long long>(req.tag), static_cast<unsigned>(r));
             return;
@@ -642,7 +653,8 @@ private:
                 if (r == Result::ok) {
                     CHECK(name && by_name_.count(*name), "open of a missing name succeeded");
                     const std::size_t obj = by_name_.at(*name);
-                    CHECK(allowed(objs_[obj], s.peer, 4) || allowed(objs_[obj], s.peer, 2), "open allowed without access");
+                    CHECK(allowed(objs_[obj], s.peer, 4) || allowed(objs_[obj], s.peer, 2),
+                          "open allowed without access");
                     auto it = std::find_if(s.handles.begin(), s.handles.end(),
                                            [&](const auto& kv) { return kv.second.obj == obj; });
                     if (it != s.handles.end()) {
@@ -674,8 +686,8 @@ private:
                           static_cast<unsigned long long>(rep.mr[2]), static_cast<unsigned long long>(o.last_token));
                     o.last_token = rep.mr[2];
                     const std::uint32_t held = s.held[p.obj] += p.count;
-                    CHECK(rep.mr[3] == held, "acquire says %llu held, the model %u", static_cast<unsigned long long>(rep.mr[3]),
-                          held);
+                    CHECK(rep.mr[3] == held, "acquire says %llu held, the model %u",
+                          static_cast<unsigned long long>(rep.mr[3]), held);
                     CHECK(held_on(p.obj) <= o.permits, "a grant took held above permits");
                 } else if (r == Result::bad_handle) {
                     CHECK(!h, "acquire: bad_handle for an open handle");
@@ -767,8 +779,7 @@ private:
                 CHECK(r == (s.peer.uid == 0 ? Result::unknown_op : Result::permission_denied),
                       "reload reached the table and was answered %u", static_cast<unsigned>(r));
                 break;
-            default:
-                break;
+            default: break;
         }
     }
 
@@ -785,8 +796,8 @@ private:
 
     // Compares the table with the model through the public API only.
     void after_step() {
-        CHECK(table_.session_count() == alive_sessions(), "table has %zu sessions, the model %zu", table_.session_count(),
-              alive_sessions());
+        CHECK(table_.session_count() == alive_sessions(), "table has %zu sessions, the model %zu",
+              table_.session_count(), alive_sessions());
         CHECK(table_.semaphore_count() == alive_objs(), "table has %zu semaphores, the model %zu",
               table_.semaphore_count(), alive_objs());
         CHECK(table_.waiting_count() == pending_total(), "table has %zu waiting, the model %zu", table_.waiting_count(),
@@ -835,8 +846,9 @@ private:
             for (const Sess& s : sessions_) sessions += s.alive && s.peer.uid == uid;
             CHECK(result_of(r) == 0 && proto::low(r.mr[2]) == sessions && proto::low(r.mr[3]) == owned_by(uid) &&
                       proto::low(r.mr[4]) == waits_of(uid) && proto::low(r.mr[5]) == uid,
-                  "usage of uid %u: %u sessions %u semaphores %u waits; the model %zu %zu %zu", uid, proto::low(r.mr[2]),
-                  proto::low(r.mr[3]), proto::low(r.mr[4]), sessions, owned_by(uid), waits_of(uid));
+                  "usage of uid %u: %u sessions %u semaphores %u waits; the model %zu %zu %zu", uid,
+                  proto::low(r.mr[2]), proto::low(r.mr[3]), proto::low(r.mr[4]), sessions, owned_by(uid),
+                  waits_of(uid));
             if (uid != 0) {
                 const ipcd::Limits l = lim(uid);
                 CHECK(proto::high(r.mr[2]) == l.sessions_per_user && proto::high(r.mr[3]) == l.semaphores_per_user &&
@@ -889,7 +901,8 @@ private:
               proto::high(st.mr[3]), holders, waiters.size());
         CHECK(proto::low(st.mr[4]) == o.owner && proto::high(st.mr[4]) == o.group && proto::low(st.mr[5]) == o.mode,
               "'%s': owner, group or mode changed", name.c_str());
-        CHECK(proto::high(st.mr[5]) == ((o.persistent ? proto::sem_persistent : 0u) | (o.declared ? proto::sem_declared : 0u)),
+        CHECK(proto::high(st.mr[5]) ==
+                  ((o.persistent ? proto::sem_persistent : 0u) | (o.declared ? proto::sem_declared : 0u)),
               "'%s': stat flags %#x, the model persistent %d declared %d", name.c_str(), proto::high(st.mr[5]),
               o.persistent, o.declared);
         for (const WaitView& w : waiters)

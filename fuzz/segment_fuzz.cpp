@@ -68,9 +68,9 @@ bool known(Status s) {
 
 // The segment in memory this process owns, exactly `size` bytes.
 std::shared_ptr<ipc::Mapping> heap_mapping(const std::uint8_t* data, std::size_t size) {
-    void* mem = ::operator new(size, std::align_val_t{64});
+    void* mem = ::operator new (size, std::align_val_t{64});
     std::memcpy(mem, data, size);
-    std::shared_ptr<void> owner(mem, [](void* p) { ::operator delete(p, std::align_val_t{64}); });
+    std::shared_ptr<void> owner(mem, [](void* p) { ::operator delete (p, std::align_val_t{64}); });
     return std::make_shared<ipc::Mapping>(mem, size, -1, std::move(owner));
 }
 
@@ -145,8 +145,8 @@ void run(const std::uint8_t* ops, unsigned nops, const std::shared_ptr<ipc::Mapp
                 seg[(std::size_t{x} | std::size_t{y} << 8) % size] = z;
                 break;
             case 9: {  // a peer writes an index or a turn: a word in the control lines or the first slots
-                static constexpr std::uint64_t values[] = {0, 1, 2, 3, 63, 64, 65, 255, 256, 1u << 24,
-                                                           UINT64_MAX, UINT64_MAX - 1, 1ull << 63, 1ull << 32};
+                static constexpr std::uint64_t values[] = {
+                    0, 1, 2, 3, 63, 64, 65, 255, 256, 1u << 24, UINT64_MAX, UINT64_MAX - 1, 1ull << 63, 1ull << 32};
                 const std::size_t off = (std::size_t{x} * 8) % (size & ~std::size_t{7});
                 if (size >= 8) {
                     const std::uint64_t v = z < 0xF0 ? values[z % std::size(values)] : std::uint64_t{y} << (z & 15);
@@ -166,9 +166,9 @@ void run(const std::uint8_t* ops, unsigned nops, const std::shared_ptr<ipc::Mapp
             }
             case 11:  // a fresh handle, as a process that opens the channel now
                 try {
-                    ch[(op >> 4) & 1] = Channel::open_in(m, static_cast<std::size_t>(
-                                                                reinterpret_cast<const std::byte*>(c.control()) -
-                                                                static_cast<const std::byte*>(m->data())));
+                    ch[(op >> 4) & 1] =
+                        Channel::open_in(m, static_cast<std::size_t>(reinterpret_cast<const std::byte*>(c.control()) -
+                                                                     static_cast<const std::byte*>(m->data())));
                 } catch (const std::system_error&) {
                     // A scribbled header is refused; keep the old handle.
                 }
