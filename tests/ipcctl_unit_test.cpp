@@ -483,6 +483,10 @@ TEST(IpcctlErrors, AdminAnswersSayWhatToDo) {
     EXPECT_NE(unknown.find("does not know the 'sessions' request"), std::string::npos) << unknown;
     EXPECT_NE(unknown.find("upgrade ipcd"), std::string::npos) << unknown;
 
+    EXPECT_NE(message_for(Result::unknown_op, {"/s", {}, "status --user", {}, "alice"})
+                  .find("does not know the 'status --user' request"),
+              std::string::npos);
+
     ErrorContext rel{"/s", {}, "release-session", "7"};
     EXPECT_EQ(message_for(Result::not_found, rel), "no session 7: see 'ipcctl sessions' for the sessions there are");
     EXPECT_EQ(message_for(Result::permission_denied, rel),

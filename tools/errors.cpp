@@ -87,7 +87,7 @@ std::optional<std::string> admin_message(Result r, const ErrorContext& ctx) {
             default: return std::nullopt;
         }
     }
-    if (action == "status" && r == Result::permission_denied)
+    if ((action == "status" || action == "status --user") && r == Result::permission_denied)
         return "permission denied: only root may see the usage of another user" +
                (ctx.user.empty() ? std::string() : " (" + std::string(ctx.user) + ")") +
                "; run it as root, or leave out --user";

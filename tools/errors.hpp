@@ -47,7 +47,7 @@ struct ErrorContext {
     std::string_view socket = {};     // the daemon socket path
     std::string_view semaphore = {};  // the semaphore's name, or empty
     std::string_view action = {};     // the verb: "create", "delete", "acquire", "stat", "list", "status",
-                                 // "sessions", "release-session", "reload"
+                                 // "status --user", "sessions", "release-session", "reload"
     std::string_view session = {};    // release-session: the session id
     std::string_view user = {};       // status --user: the user asked about
 };

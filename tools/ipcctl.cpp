@@ -128,7 +128,8 @@ int cmd_status(const Global& g, const StatusArgs& a) {
         } catch (const std::system_error& e) {
             // A daemon older than Op::usage: show what it does tell, unless
             // the usage was what was asked for.
-            if (uid || e.code() != ipc::proto::Result::unknown_op) throw;
+            if (uid) return fail(e.code(), {sock, {}, "status --user", {}, *a.user});
+            if (e.code() != ipc::proto::Result::unknown_op) throw;
         }
         const Context ctx = Context::system();
         if (g.json)
