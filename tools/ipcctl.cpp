@@ -206,7 +206,11 @@ int cmd_channels(const Global& g, bool noheadings) {
     try {
         list = ipc::list_named_channels();
     } catch (const std::system_error& e) {
-        return fail(std::string("cannot list channels: ") + e.what(), exit_code_for(e.code()));
+        // Not exit_code_for(): a missing /dev/shm is no missing daemon.
+        const bool denied = e.code() == std::errc::permission_denied;
+        return fail(std::string("cannot list channels: ") + e.what() +
+                        (denied ? "; ask the administrator for read access to /dev/shm" : ""),
+                    denied ? exit_permission : exit_failure);
     }
     const Context ctx = Context::system();
     if (g.json)
