@@ -39,25 +39,39 @@ constexpr std::size_t socket_path_max = 107;  // sizeof(sockaddr_un::sun_path) -
 constexpr std::size_t state_dir_max = 4000;   // room for "/semaphores.json.corrupt-<time>" under PATH_MAX
 constexpr std::size_t file_max = 1 << 20;
 
-// A string from the file as it may appear in an error message: quoted,
-// control and non-ASCII bytes escaped, long ones cut, so a hostile file
-// cannot inject lines or escape sequences into the log.
-std::string quote(std::string_view s) {
+// Appends `s` with control and non-ASCII bytes (and the bytes in `also`)
+// written as \xNN, so that text from a hostile file can never put a line
+// break or an escape sequence into the log.
+void escape_into(std::string& out, std::string_view s, std::string_view also = {}) {
     static constexpr char hex[] = "0123456789abcdef";
-    std::string out = "'";
-    const std::size_t shown = std::min<std::size_t>(s.size(), 64);
-    for (std::size_t i = 0; i < shown; ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-            out += static_cast<char>(c);
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c < 0x7f && also.find(ch) == std::string_view::npos) {
+            out += ch;
         } else {
             out += "\\x";
             out += hex[c >> 4];
             out += hex[c & 15];
         }
     }
+}
+
+// A string from the file as it may appear in an error message: quoted,
+// escaped (escape_into), long ones cut.
+std::string quote(std::string_view s) {
+    std::string out = "'";
+    const std::size_t shown = std::min<std::size_t>(s.size(), 64);
+    escape_into(out, s.substr(0, shown), "\\'");
     if (shown < s.size()) out += "...";
     out += "'";
+    return out;
+}
+
+// A message that may quote the file (toml++'s parse errors do, raw): one
+// line, escaped.
+std::string one_line(std::string_view s) {
+    std::string out;
+    escape_into(out, s);
     return out;
 }
 
@@ -477,7 +491,7 @@ Config parse_config(std::string_view text, const std::string& source) {
             std::string msg = source;
             if (e.source().begin.line != 0)
                 msg += ":" + std::to_string(e.source().begin.line) + ":" + std::to_string(e.source().begin.column);
-            throw ConfigError(msg + ": " + std::string(e.description()) + " (this is not valid TOML)");
+            throw ConfigError(msg + ": " + one_line(e.description()) + " (this is not valid TOML)");
         }
         return Parser(source).parse(root);
     } catch (const ConfigError&) {
@@ -485,7 +499,7 @@ Config parse_config(std::string_view text, const std::string& source) {
     } catch (const std::bad_alloc&) {
         throw ConfigError(source + ": out of memory");
     } catch (const std::exception& e) {
-        throw ConfigError(source + ": " + e.what());
+        throw ConfigError(source + ": " + one_line(e.what()));
     }
 }
 

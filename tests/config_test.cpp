@@ -565,3 +565,15 @@ TEST(ConfigFiles, TooLargeIsRefused) {
 }
 
 }  // namespace
+
+// toml++ quotes the offending input in its own messages, raw: a line break
+// in it must not reach the log as one (found by fuzz/config_fuzz; the input
+// is fuzz/regressions/config/parse-error-echoes-line-break).
+TEST(ConfigErrors, ParseErrorsQuotingTheFileStayOnOneLine) {
+    for (const std::string text : {"anyone = tru\n", "x = \"a\nb\"\n", "k = 1\x1b[2J\n", "[t\r\n"}) {
+        const std::string msg = error_of(text);
+        SCOPED_TRACE(msg);
+        EXPECT_EQ(msg.rfind("test.conf:", 0), 0u);
+        for (const char c : msg) EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) << int(c);
+    }
+}
