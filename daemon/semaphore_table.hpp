@@ -36,7 +36,8 @@
 // permits and nothing is granted until enough are released.
 //
 // Access (like files): the read bit allows stat, holder and waiter; the write
-// bit allows acquire and release; open needs either. The owner class applies
+// bit allows acquire; open needs either. Release needs no bit: it gives back
+// only what was granted (even after a reload took the write bit away). The owner class applies
 // when the peer's uid is the owner, else the group class when its primary or
 // a supplementary gid is the semaphore's group, else "other". uid 0 bypasses
 // the checks and the per-user limits. Only the owner or root removes, and

@@ -745,8 +745,11 @@ TEST_F(SemaphoreTableTest, DeclareUpdatesAttributesKeepingHolders) {
     EXPECT_EQ(available(st), 4u) << "alice still holds her permit";
     EXPECT_EQ(proto::low(st.mr[4]), bob.uid);
     EXPECT_EQ(proto::low(st.mr[5]), 0660u);
-    EXPECT_EQ(release(1, h, 1).mr[1], static_cast<std::uint64_t>(Result::permission_denied))
-        << "alice lost write access with the new mode, not her permit";
+    EXPECT_EQ(result(call(1, req(Op::acquire, h, 1, 0))), Result::permission_denied)
+        << "alice lost write access with the new mode";
+    EXPECT_EQ(release(1, h, 1).mr[1], static_cast<std::uint64_t>(Result::ok))
+        << "but not the right to give back the permit she holds";
+    EXPECT_EQ(available(stat(2, open(2, "cfg"))), 5u);
 }
 
 TEST_F(SemaphoreTableTest, DeclareAdoptsAClientsSemaphoreAndUncountsIt) {
