@@ -202,19 +202,11 @@ std::optional<Message> SemaphoreTable::op_create(SessionRec& s, const Message& r
     if (s.handles.size() >= limits_.handles_per_session) return proto::reply(req, Result::limit);
     // commit
     Usage& u = usage_[s.peer.uid];
-    const SemId id = next_sem_++;
-    Sem& sem = sems_[id];
-    sem.id = id;
-    sem.name = *name;
-    sem.permits = permits;
-    sem.owner = s.peer.uid;
-    sem.group = s.peer.gid;
-    sem.mode = mode;
-    sem.persistent = (req.flags() & proto::create_persist) != 0;
-    sem.counted = true;
+    const bool persist = (req.flags() & proto::create_persist) != 0;
+    Sem& sem = add_sem(*name, permits, s.peer.uid, s.peer.gid, mode, persist, /*counted=*/true);
+    const SemId id = sem.id;
     ++u.semaphores;
-    by_name_.emplace(sem.name, id);
-    if (sem.persistent) persistent_dirty_ = true;
+    if (persist) persistent_dirty_ = true;
     std::uint64_t handle = 0;
     (void)open_handle(s, id, handle);  // cannot fail: the handle limit was checked above
     Message rep = proto::reply(req, Result::ok);
@@ -576,22 +568,28 @@ std::vector<Definition> SemaphoreTable::persistent() const {
     return v;
 }
 
-Result SemaphoreTable::restore(const Definition& d) {
-    if (!proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777) return Result::invalid_argument;
-    if (by_name_.count(d.name) != 0) return Result::exists;
+SemaphoreTable::Sem& SemaphoreTable::add_sem(const std::string& name, std::uint32_t permits, uid_t owner, gid_t group,
+                                             std::uint32_t mode, bool persistent, bool counted) {
     const SemId id = next_sem_++;
     Sem& sem = sems_[id];
     sem.id = id;
-    sem.name = d.name;
-    sem.permits = d.permits;
-    sem.owner = d.owner;
-    sem.group = d.group;
-    sem.mode = d.mode;
-    sem.persistent = true;
-    sem.counted = true;
+    sem.name = name;
+    sem.permits = permits;
+    sem.owner = owner;
+    sem.group = group;
+    sem.mode = mode;
+    sem.persistent = persistent;
+    sem.counted = counted;
+    by_name_.emplace(sem.name, id);
+    return sem;
+}
+
+Result SemaphoreTable::restore(const Definition& d) {
+    if (!proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777) return Result::invalid_argument;
+    if (by_name_.count(d.name) != 0) return Result::exists;
+    Sem& sem = add_sem(d.name, d.permits, d.owner, d.group, d.mode, /*persistent=*/true, /*counted=*/true);
     sem.last_token = sem.token_mark = d.last_token;
     ++usage_[d.owner].semaphores;
-    by_name_.emplace(sem.name, id);
     return Result::ok;
 }
 
@@ -667,18 +665,8 @@ DeclareReport SemaphoreTable::declare(const std::vector<Declared>& decls, const 
         wanted.insert(d.name);
         auto it = by_name_.find(d.name);
         if (it == by_name_.end()) {
-            const SemId id = next_sem_++;
-            Sem& sem = sems_[id];
-            sem.id = id;
-            sem.name = d.name;
-            sem.permits = d.permits;
-            sem.owner = d.owner;
-            sem.group = d.group;
-            sem.mode = d.mode;
-            sem.persistent = true;
+            Sem& sem = add_sem(d.name, d.permits, d.owner, d.group, d.mode, /*persistent=*/true, /*counted=*/false);
             sem.declared = true;
-            sem.counted = false;
-            by_name_.emplace(sem.name, id);
             persistent_dirty_ = true;
             report.created.push_back(d.name);
             continue;

@@ -361,6 +361,10 @@ private:
                                               Outbox& out);
     std::optional<Message> op_usage(SessionRec& s, const Message& req);
 
+    // A new semaphore, indexed by name, with no holders (the caller does the
+    // accounting and the persistent-dirty flag).
+    Sem& add_sem(const std::string& name, std::uint32_t permits, uid_t owner, gid_t group, std::uint32_t mode,
+                 bool persistent, bool counted);
     // The semaphore behind a handle of `s`: bad_handle / not_found otherwise.
     Result lookup(SessionRec& s, std::uint64_t handle, Sem*& sem);
     static bool allowed(const Sem& sem, const Peer& peer, unsigned want);
