@@ -231,6 +231,7 @@ private:
     void arm_hangup(Session& s);
     void arm_doorbell(Session& s);
     void arm_idle_doorbells();
+    void sleep_on(Session& s, std::uint32_t seq);
     void cancel(std::uint64_t user_data);
 
     // completions
@@ -905,8 +906,13 @@ void Server::arm_doorbell(Session& sess) {
         enqueue(sess);
         return;
     }
+    sleep_on(sess, t.seq);
+}
+
+// Queues the FUTEX_WAIT on a session's doorbell (announced, seq as read).
+void Server::sleep_on(Session& sess, std::uint32_t seq) {
     io_uring_sqe* s = sqe();
-    prep_futex_wait(s, sess.requests.recv_futex(), t.seq);
+    prep_futex_wait(s, sess.requests.recv_futex(), seq);
     io_uring_sqe_set_data64(s, tag(Kind::doorbell, sess.id));
     sess.doorbell_armed = true;
 }
@@ -929,14 +935,10 @@ void Server::arm_idle_doorbells() {
     ipc::heavy_barrier();  // every announcement above before every check below
     for (Session* s : arming_) {
         const Channel::WaitTicket t = s->requests.check_recv_wait();
-        if (t.ready) {
+        if (t.ready)
             enqueue(*s);  // nothing stays announced: nothing to finish
-            continue;
-        }
-        io_uring_sqe* e = sqe();
-        prep_futex_wait(e, s->requests.recv_futex(), t.seq);
-        io_uring_sqe_set_data64(e, tag(Kind::doorbell, s->id));
-        s->doorbell_armed = true;
+        else
+            sleep_on(*s, t.seq);
     }
     arming_.clear();
 }
