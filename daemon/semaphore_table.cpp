@@ -477,7 +477,12 @@ std::optional<Message> SemaphoreTable::op_usage(SessionRec& s, const Message& re
 void SemaphoreTable::grant(Sem& sem, SessionId session, std::uint32_t count, const Now& now) {
     sem.held += count;
     ++sem.last_token;
-    if (sem.persistent && sem.last_token > sem.token_mark) {
+    // Reserve the next block while half of this one is still left: the
+    // daemon saves at the end of the pass that crossed the half, so the
+    // saved mark stays ahead of every token already sent, even those of
+    // the next pass (a crash between a reply and the save never hands
+    // out a token twice after the restart).
+    if (sem.persistent && sem.last_token + token_block / 2 > sem.token_mark) {
         sem.token_mark = sem.last_token + token_block;
         persistent_dirty_ = true;
     }
@@ -580,6 +585,7 @@ SemaphoreTable::Sem& SemaphoreTable::add_sem(const std::string& name, std::uint3
     sem.mode = mode;
     sem.persistent = persistent;
     sem.counted = counted;
+    sem.last_token = token_floor_;
     by_name_.emplace(sem.name, id);
     return sem;
 }

@@ -281,6 +281,12 @@ public:
     // created, removed, adopted or changed by declare(), or its grants
     // crossed the reserved token mark): the daemon then saves persistent().
     bool take_persistent_dirty() noexcept { return std::exchange(persistent_dirty_, false); }
+    // A save failed: the state is still stale (the daemon retries).
+    void mark_persistent_dirty() noexcept { persistent_dirty_ = true; }
+    // Fencing tokens of semaphores created from now on start above `floor`
+    // (ipcd sets it when the saved state, with its token reservations, was
+    // lost: tokens granted before must never come again).
+    void set_token_floor(std::uint64_t floor) noexcept { token_floor_ = floor; }
 
 private:
     using SemId = std::uint64_t;
@@ -399,6 +405,7 @@ private:
     WaitId next_wait_ = 1;
     bool stopping_ = false;
     bool persistent_dirty_ = false;
+    std::uint64_t token_floor_ = 0;
     pid_t daemon_pid_ = 0;
     std::int64_t started_s_ = 0;
 };

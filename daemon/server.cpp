@@ -281,6 +281,7 @@ private:
     bool stop_requested_ = false;
     bool stopping_ = false;
     bool state_error_logged_ = false;
+    std::int64_t save_retry_ns_ = 0;  // CLOCK_MONOTONIC; after a failed save
     signalfd_siginfo siginfo_{};
     __kernel_timespec accept_retry_ts_{0, 100'000'000};
     Geometry geometry_ = session_geometry();
@@ -640,8 +641,15 @@ bool Server::load_saved_state() {
         // to look at, and ipcd starts without its semaphores.
         try {
             const std::string aside = move_aside(state_file_);
-            log::line(log::err, "%s; moved it aside to %s and starting without its semaphores", e.what(),
-                      aside.c_str());
+            // Its token reservations are gone with it: start every token
+            // above anything a semaphore of this machine can have granted
+            // (microseconds of the wall clock, which no grant rate outruns).
+            const std::uint64_t floor = static_cast<std::uint64_t>(clock_now().real_ns / 1000);
+            table_.set_token_floor(floor);
+            log::line(log::err,
+                      "%s; moved it aside to %s and starting without its semaphores (fencing tokens now start "
+                      "above %" PRIu64 ")",
+                      e.what(), aside.c_str(), floor);
         } catch (const std::exception& m) {
             log::line(log::err, "%s, and it cannot be moved aside (%s); move or remove it by hand", e.what(),
                       m.what());
@@ -1192,6 +1200,10 @@ void Server::handle_request(Session& s, const ipc::Message& m, const Now& now) {
                       s.peer.uid, s.id, static_cast<int>(s.peer.pid), permits, permits == 1 ? "" : "s", waits,
                       waits == 1 ? "" : "s");
         v->released = true;
+        if (v->doomed) {  // it was leaving anyway: the release is what happened to its permits
+            v->drop_reason = why;
+            v->drop_priority = log::notice;
+        }
         doom(*v, log::notice, why);
     }
     deliver();
@@ -1325,15 +1337,21 @@ void Server::drop(SessionId id) {
 }
 
 void Server::save_if_dirty() {
+    // After a failure, retry at most once a second (each try may fsync).
+    if (state_error_logged_ && mono_ns() < save_retry_ns_) return;
     if (!table_.take_persistent_dirty()) return;
     try {
         save_state(state_file_, table_.persistent());
+        if (state_error_logged_) log::line(log::notice, "saved persistent semaphores again");
         state_error_logged_ = false;
     } catch (const std::exception& e) {
-        // Retried at the next change; logged once until a save succeeds.
+        // Still stale: the fencing-token reservation on disk may now lag
+        // behind the tokens granted. Logged once until a save succeeds.
+        table_.mark_persistent_dirty();
+        save_retry_ns_ = mono_ns() + 1'000'000'000;
         if (!state_error_logged_)
-            log::line(log::err, "cannot save persistent semaphores: %s; check the state directory %s", e.what(),
-                      state_dir_.c_str());
+            log::line(log::err, "cannot save persistent semaphores: %s; retrying every second; check the state "
+                      "directory %s (space, permissions)", e.what(), state_dir_.c_str());
         state_error_logged_ = true;
     }
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,17 @@ void write_all(int fd, const std::string& data, const std::string& path) {
         if (w < 0) throw ipc::detail::errno_error("write state file " + path);
         off += static_cast<std::size_t>(w);
     }
+}
+// nlohmann's get<unsigned>() wraps -1 and truncates 1.5 without a word
+// (and a huge double is UB): only a non-negative integer within `max` is
+// a value here.
+std::uint64_t unsigned_field(const json& e, const char* key, std::uint64_t max) {
+    const json& v = e.at(key);
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0))
+        throw std::runtime_error(std::string("'") + key + "' is not a non-negative integer");
+    const auto n = v.get<std::uint64_t>();
+    if (n > max) throw std::runtime_error(std::string("'") + key + "' is out of range");
+    return n;
 }
 }  // namespace
 
@@ -56,11 +68,12 @@ std::vector<Definition> load_state(const std::string& path) {
         for (const json& e : doc.at("semaphores")) {
             Definition d;
             d.name = e.at("name").get<std::string>();
-            d.permits = e.at("permits").get<std::uint32_t>();
-            d.owner = e.at("owner").get<uid_t>();
-            d.group = e.at("group").get<gid_t>();
-            d.mode = e.at("mode").get<std::uint32_t>();
-            d.last_token = e.at("token").get<std::uint64_t>();
+            d.permits = static_cast<std::uint32_t>(unsigned_field(e, "permits", UINT32_MAX));
+            d.owner = static_cast<uid_t>(unsigned_field(e, "owner", UINT32_MAX));
+            d.group = static_cast<gid_t>(unsigned_field(e, "group", UINT32_MAX));
+            d.mode = static_cast<std::uint32_t>(unsigned_field(e, "mode", 0777));
+            // Far from the top, so that granting and reserving never wrap.
+            d.last_token = unsigned_field(e, "token", std::uint64_t{1} << 62);
             if (!ipc::proto::valid_name(d.name) || d.permits == 0 || d.mode > 0777)
                 throw std::runtime_error("invalid semaphore entry '" + d.name + "'");
             if (!names.insert(d.name).second) throw std::runtime_error("semaphore '" + d.name + "' appears twice");
@@ -76,11 +89,15 @@ std::string move_aside(const std::string& path) {
     const std::string base = path + ".corrupt-" + std::to_string(::time(nullptr));
     for (int n = 0;; ++n) {
         const std::string to = n == 0 ? base : base + "." + std::to_string(n);
-        // link + unlink rather than rename: rename would silently replace an
-        // earlier copy of the same second.
-        if (::link(path.c_str(), to.c_str()) == 0) {
-            if (::unlink(path.c_str()) != 0) throw ipc::detail::errno_error("remove " + path + " after copying it to " + to);
-            return to;
+        // Never replacing an earlier copy of the same second: rename with
+        // RENAME_NOREPLACE, or link + unlink where the file system lacks it.
+        if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return to;
+        if (errno == EINVAL || errno == ENOSYS) {
+            if (::link(path.c_str(), to.c_str()) == 0) {
+                if (::unlink(path.c_str()) != 0)
+                    throw ipc::detail::errno_error("remove " + path + " after copying it to " + to);
+                return to;
+            }
         }
         if (errno != EEXIST || n >= 100) throw ipc::detail::errno_error("move " + path + " aside to " + to);
     }

@@ -480,6 +480,13 @@ TEST(IpcdState, CorruptStateFileIsMovedAsideAndIpcdStarts) {
         "{ not json",
         R"({"format": "ipcd-state", "version": 99, "semaphores": []})",
         R"({"format": "ipcd-state", "version": 1, "semaphores": [{"name": "../x", "permits": 1}]})",
+        // Numbers nlohmann would wrap or truncate without a word:
+        R"({"format": "ipcd-state", "version": 1, "semaphores": [{"name": "t", "permits": 1, "owner": 0,
+            "group": 0, "mode": 384, "token": -1}]})",
+        R"({"format": "ipcd-state", "version": 1, "semaphores": [{"name": "p", "permits": 4294967297, "owner": 0,
+            "group": 0, "mode": 384, "token": 5}]})",
+        R"({"format": "ipcd-state", "version": 1, "semaphores": [{"name": "m", "permits": 1.5, "owner": 0,
+            "group": 0, "mode": 384, "token": 5}]})",
     };
     for (std::size_t i = 0; i < bad_contents.size(); ++i) {
         SCOPED_TRACE("bad state #" + std::to_string(i));
@@ -497,8 +504,14 @@ TEST(IpcdState, CorruptStateFileIsMovedAsideAndIpcdStarts) {
         EXPECT_FALSE(std::filesystem::exists(state)) << "nothing replaced it yet";
         EXPECT_NE(d.log().find("corrupt"), std::string::npos) << d.log();
         EXPECT_NE(d.log().find("moved it aside"), std::string::npos) << d.log();
-        // And the daemon persists again from scratch.
-        Semaphore::create(s, "fresh", 1, 0600, /*persist=*/true);
+        // And the daemon persists again from scratch, with fencing tokens
+        // above any the lost file could have reserved (wall-clock us).
+        auto fresh = Semaphore::create(s, "fresh", 1, 0600, /*persist=*/true);
+        ASSERT_FALSE(fresh.acquire());
+        const auto floor_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch() - std::chrono::hours(1))
+                                  .count();
+        EXPECT_GT(fresh.fencing_token(), static_cast<std::uint64_t>(floor_us));
         EXPECT_EQ(d.terminate(), 0);
         ASSERT_TRUE(std::filesystem::exists(state));
         std::filesystem::remove(state);

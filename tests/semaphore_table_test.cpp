@@ -511,6 +511,44 @@ TEST_F(SemaphoreTableTest, HostileMessagesGetErrorsNotCrashes) {
     EXPECT_TRUE(out.empty());
 }
 
+// The reservation on disk must stay ahead of every token sent: the next
+// block is reserved once half of the current one is used, not when it runs
+// out (the daemon saves after the pass that sent the replies).
+TEST_F(SemaphoreTableTest, TokenReservationIsRenewedAtHalfTheBlock) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    Message c = call(1, named(Op::create, "keep", proto::pack(1, 0600), proto::create_persist));
+    ASSERT_EQ(result(c), Result::ok);
+    (void)t.take_persistent_dirty();
+    std::uint64_t saved_mark = 0, renewals = 0;
+    for (int i = 0; i < 70'000; ++i) {
+        const Message g = call(1, req(Op::acquire, c.mr[2], 1, 0));
+        ASSERT_EQ(result(g), Result::ok);
+        ASSERT_LT(g.mr[2], saved_mark == 0 ? UINT64_MAX : saved_mark) << "a token beyond the saved reservation";
+        if (t.take_persistent_dirty()) {
+            saved_mark = t.persistent().at(0).last_token;  // what the daemon would save now
+            ++renewals;
+            ASSERT_GE(saved_mark, g.mr[2] + (1u << 15)) << "renewed with half a block or more to spare";
+        }
+        ASSERT_EQ(result(release(1, c.mr[2], 1)), Result::ok);
+    }
+    EXPECT_GE(renewals, 2u);
+}
+
+// After the saved state was lost, new semaphores' tokens start above the
+// floor the daemon sets, so no token granted before the loss comes again.
+TEST_F(SemaphoreTableTest, TokenFloorAppliesToSemaphoresCreatedAfterIt) {
+    ASSERT_EQ(t.add_session(1, alice), Result::ok);
+    t.set_token_floor(1'000'000'000);
+    const auto h = create(1, "after", 1);
+    const Message g = call(1, req(Op::acquire, h, 1, 0));
+    ASSERT_EQ(result(g), Result::ok);
+    EXPECT_EQ(g.mr[2], 1'000'000'001u);
+    t.declare({Declared{"decl", 1, 0, 0, 0666}}, now, out);
+    const Message g2 = call(1, req(Op::acquire, open(1, "decl"), 1, 0));
+    ASSERT_EQ(result(g2), Result::ok);
+    EXPECT_EQ(g2.mr[2], 1'000'000'001u);
+}
+
 TEST_F(SemaphoreTableTest, PersistentDefinitionsRoundTripWithTokenReservation) {
     ASSERT_EQ(t.add_session(1, alice), Result::ok);
     Message c = call(1, named(Op::create, "keep", proto::pack(2, 0640), proto::create_persist));

@@ -224,7 +224,9 @@ constexpr const char* describe(Result r) noexcept {
         case Result::busy: return "permits are still held";
         case Result::too_many: return "more permits requested than the semaphore has";
         case Result::bad_config: return "ipcd's configuration file is invalid (its log says where and why)";
-        case Result::declared: return "the semaphore is declared in ipcd's configuration file";
+        case Result::declared:
+            return "the semaphore is declared in ipcd's configuration file (remove its [[semaphore]] entry and "
+                   "reload to make it removable)";
     }
     return "unknown result";
 }
