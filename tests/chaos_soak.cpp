@@ -80,6 +80,7 @@
 #include <vector>
 
 #include "ipc/semaphore.hpp"
+#include "ipcd_launch.hpp"
 
 extern char** environ;
 
@@ -88,6 +89,8 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using ipc::proto::Result;
+using ipcd_test::launch_ipcd;
+using ipcd_test::pidfd_open;
 
 constexpr int exit_skip = 77;
 constexpr std::uint32_t max_clients = 32;  // a 2-bit field each in one 64-bit word
@@ -317,75 +320,11 @@ bool kernel_has_uring_futex_wait() {
     return ok;
 }
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// True if `ipcd --help` mentions `option` (ipcd versions differ).
-bool ipcd_has_option(const std::string& ipcd, const std::string& dir, const char* option) {
-    const std::string out = dir + "/help";
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::execl(ipcd.c_str(), ipcd.c_str(), "--help", static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    ::waitpid(pid, nullptr, 0);
-    return slurp(out).find(option) != std::string::npos;
-}
-
-// ipcd --socket DIR/ipcd.sock, ready once it sends READY=1 to our notify
-// socket. Never the machine's configuration file or state directory.
+// ipcd --socket DIR/ipcd.sock, ready once it sends READY=1. Never the
+// machine's configuration file or state directory.
 pid_t start_ipcd(const std::string& ipcd, const std::string& dir) {
-    const std::string notify = dir + "/notify", sock = dir + "/ipcd.sock", log = dir + "/ipcd.log";
-    const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify.c_str());
-    if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw std::system_error(errno, std::generic_category(), "bind " + notify);
-    std::vector<std::string> args{ipcd, "--socket", sock};
-    if (ipcd_has_option(ipcd, dir, "--config")) args.insert(args.end(), {"--config", "/dev/null"});
-    if (ipcd_has_option(ipcd, dir, "--state-dir")) args.insert(args.end(), {"--state-dir", dir + "/state"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::fflush(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(97);
-        const int lfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        ::dup2(lfd, 2);
-        ::setenv("NOTIFY_SOCKET", notify.c_str(), 1);
-        ::unsetenv("IPCD_SOCKET");
-        ::unsetenv("LISTEN_FDS");
-        ::unsetenv("LISTEN_PID");
-        ::execv(ipcd.c_str(), argv.data());
-        ::_exit(127);
-    }
-    const int pfd = pidfd_open(pid);
-    pollfd p[2] = {{nfd, POLLIN, 0}, {pfd, POLLIN, 0}};
-    const int r = ::poll(p, 2, 10000);
-    char buf[512] = {};
-    const ssize_t n = (r > 0 && (p[0].revents & POLLIN)) ? ::recv(nfd, buf, sizeof buf - 1, 0) : -1;
-    ::close(nfd);
-    ::close(pfd);
-    if (n <= 0 || !std::strstr(buf, "READY=1")) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        throw std::runtime_error("ipcd did not become ready; its log:\n" + slurp(log));
-    }
-    return pid;
+    return launch_ipcd({ipcd, "--socket", dir + "/ipcd.sock", "--config", "/dev/null", "--state-dir", dir + "/state"},
+                       dir + "/ipcd.log", dir + "/notify");
 }
 
 struct ProcFacts {

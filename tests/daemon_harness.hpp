@@ -40,6 +40,7 @@
 #include "ipc/mapping.hpp"
 #include "ipc/protocol.hpp"
 #include "ipc/semaphore.hpp"
+#include "ipcd_launch.hpp"
 
 #ifndef IPCD_PATH
 #error "IPCD_PATH must name the ipcd binary under test"
@@ -110,7 +111,6 @@ inline int wait_exit(pid_t pid) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-inline int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 // Waits up to `timeout` for `pid` to exit; nullopt if it did not.
 inline std::optional<int> wait_exit_for(pid_t pid, std::chrono::milliseconds timeout) {
@@ -227,12 +227,7 @@ public:
         pid_ = -1;
     }
     // The daemon's stderr so far.
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream s;
-        s << in.rdbuf();
-        return s.str();
-    }
+    std::string log() const { return read_text(log_); }
 
 private:
     static int& starts() {
@@ -241,13 +236,6 @@ private:
     }
 
     void start() {
-        const std::string notify = dir_ + "/notify." + std::to_string(starts());
-        int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify.c_str());
-        if (nfd < 0 || ::bind(nfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-            throw std::runtime_error("cannot bind notify socket " + notify);
         std::vector<std::string> argv{IPCD_PATH, "--socket", socket_};
         // Never the machine's /etc/ipcd/ipcd.conf or /var/lib/ipcd: an
         // empty configuration and a state directory of the test's own,
@@ -258,37 +246,7 @@ private:
         if (!has("--config") && !has("-c")) argv.insert(argv.end(), {"--config", "/dev/null"});
         if (!has("--state-dir")) argv.insert(argv.end(), {"--state-dir", dir_ + "/state"});
         argv.insert(argv.end(), args_.begin(), args_.end());
-        std::fflush(nullptr);
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned daemons if the test is killed
-            if (::getppid() != parent) ::_exit(97);
-            const int lfd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            ::dup2(lfd, 2);
-            ::setenv("NOTIFY_SOCKET", notify.c_str(), 1);
-            ::unsetenv("IPCD_SOCKET");
-            ::unsetenv("LISTEN_FDS");
-            ::unsetenv("LISTEN_PID");
-            std::vector<char*> args;
-            for (auto& a : argv) args.push_back(a.data());
-            args.push_back(nullptr);
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-        // Ready when it says READY=1; failed if it exits first.
-        const int pfd = pidfd_open(pid_);
-        pollfd p[2] = {{nfd, POLLIN, 0}, {pfd, POLLIN, 0}};
-        const int r = ::poll(p, 2, 10000);
-        char buf[512] = {};
-        const ssize_t n = (r > 0 && (p[0].revents & POLLIN)) ? ::recv(nfd, buf, sizeof buf - 1, 0) : -1;
-        ::close(nfd);
-        ::close(pfd);
-        if (n <= 0 || !std::strstr(buf, "READY=1")) {
-            kill9(pid_);
-            pid_ = -1;
-            throw std::runtime_error("ipcd did not become ready; its log:\n" + log());
-        }
+        pid_ = launch_ipcd(std::move(argv), log_, dir_ + "/notify." + std::to_string(starts()));
     }
 
     std::vector<std::string> args_;
