@@ -391,9 +391,12 @@ std::optional<Message> SemaphoreTable::op_status(const Message& req) {
 }
 
 std::optional<Message> SemaphoreTable::op_sessions(const Message& req) {
-    const std::uint64_t index = req.mr[2];
-    if (index >= sessions_.size()) return proto::reply(req, Result::end);
-    auto it = std::next(sessions_.begin(), static_cast<std::ptrdiff_t>(index));
+    // A cursor, not an index: O(log n) per call, and a session that leaves
+    // during a listing shifts nothing (session ids are never 0).
+    const std::uint64_t after = req.mr[2];
+    if (after >= UINT32_MAX) return proto::reply(req, Result::end);
+    auto it = sessions_.upper_bound(static_cast<SessionId>(after));
+    if (it == sessions_.end()) return proto::reply(req, Result::end);
     const SessionId who = it->first;
     const SessionRec& s = it->second;
     // Permits held, over every semaphore the session has a handle on (a

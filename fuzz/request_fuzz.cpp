@@ -819,10 +819,12 @@ private:
         for (const Sess& s : sessions_)
             if (s.alive) live.push_back(&s);
         std::sort(live.begin(), live.end(), [](const Sess* x, const Sess* y) { return x->id < y->id; });
+        std::uint64_t cursor = 0;  // the id last listed
         for (std::size_t i = 0; i <= live.size() + 1; ++i) {
             Message q = proto::request(Op::sessions, 0);
-            q.mr[2] = i;
+            q.mr[2] = cursor;
             const Message r = ask(q);
+            cursor = proto::low(r.mr[2]);
             if (i > live.size()) {
                 CHECK(result_of(r) == static_cast<std::uint32_t>(Result::end), "sessions lists more than there are");
                 break;

@@ -363,9 +363,9 @@ SemaphoreInfo Session::stat(std::string_view name, bool details) {
 
 std::vector<SessionInfo> Session::sessions() {
     std::vector<SessionInfo> out;
-    for (std::uint64_t i = 0;; ++i) {
+    for (std::uint64_t after = 0;; after = out.back().id) {
         Message req = proto::request(Op::sessions, 0);
-        req.mr[2] = i;
+        req.mr[2] = after;
         Message rep;
         const std::error_code ec = call(req, rep);
         if (ec == Result::end) break;

@@ -979,7 +979,7 @@ TEST_F(SemaphoreTableTest, SessionsListsInIdOrderWithTruncatedCommand) {
     std::memcpy(c, &e0.mr[5], 16);
     EXPECT_EQ(std::string(c, 16), std::string("sh") + std::string(14, '\0'));
 
-    Message e1 = call(3, req(Op::sessions, 0, 1));
+    Message e1 = call(3, req(Op::sessions, 0, 3));  // after session 3
     ASSERT_EQ(result(e1), Result::ok);
     EXPECT_EQ(proto::low(e1.mr[2]), 7u);
     EXPECT_EQ(proto::high(e1.mr[2]), 77u);
@@ -988,8 +988,14 @@ TEST_F(SemaphoreTableTest, SessionsListsInIdOrderWithTruncatedCommand) {
     std::memcpy(c, &e1.mr[5], 16);
     EXPECT_EQ(std::string(c, 16), "a-very-long-comm") << "16 bytes, no terminator";
 
-    EXPECT_EQ(result(call(3, req(Op::sessions, 0, 2))), Result::end);
+    EXPECT_EQ(proto::low(call(3, req(Op::sessions, 0, 1)).mr[2]), 3u) << "a cursor between ids";
+    EXPECT_EQ(proto::low(call(3, req(Op::sessions, 0, 5)).mr[2]), 7u);
+    EXPECT_EQ(result(call(3, req(Op::sessions, 0, 7))), Result::end);
     EXPECT_EQ(result(call(3, req(Op::sessions, 0, ~0ull))), Result::end);
+    // A session leaving mid-listing does not make the next one skipped.
+    Outbox gone;
+    t.remove_session(3, now, gone);
+    EXPECT_EQ(proto::low(call(7, req(Op::sessions, 0, 3)).mr[2]), 7u);
 }
 
 TEST_F(SemaphoreTableTest, ReleaseSessionRefusals) {

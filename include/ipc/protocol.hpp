@@ -149,7 +149,9 @@ enum class Op : std::uint32_t {
     // req: -.  rep: mr2 = sessions, mr3 = semaphores, mr4 = waiting
     //      requests, mr5 = daemon pid, mr6 = daemon start (CLOCK_REALTIME, s)
     status = 11,
-    // req: mr2 = index (0, 1, ...), sessions in id order.
+    // req: mr2 = cursor: the session with the smallest id above it (0 for
+    //      the first; then the id of the last one received). Ids are
+    //      never 0; a session leaving mid-listing shifts nothing.
     // rep: mr2 = session id (low) | pid (high), mr3 = uid (low) | gid (high),
     //      mr4 = permits held, all semaphores (low) | pending acquires (high),
     //      mr5..6 = command name (/proc/PID/comm at connect, 16 bytes,
